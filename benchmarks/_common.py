@@ -1,0 +1,63 @@
+"""Shared helpers for the benchmarks: data paths, peak memory, results files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED_DATA = Path(os.environ.get("DOMAINFIT_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+RESULTS_DIR = HERE / "results"
+RESULTS_MD = HERE / "RESULTS.md"
+
+
+def read_csv(path: Path) -> tuple[list[str], list[str]]:
+    """Read a text,label CSV into two lists."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    """A short description of where the numbers were measured."""
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_results(name: str, payload: dict) -> Path:
+    """Write ``results/NAME.json``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n", encoding="utf-8")
+    return path
+
+
+def upsert_results_row(section: str, key: str, row: str) -> None:
+    """Put ``row`` under ``## section`` in RESULTS.md, replacing the row that starts with ``key``."""
+    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
+    header = f"## {section}"
+    if header not in text:
+        text = text.rstrip("\n") + f"\n\n{header}\n\n"
+    head, _, rest = text.partition(header)
+    body, sep, tail = rest.partition("\n## ")
+    lines = [ln for ln in body.split("\n") if not ln.startswith(key)]
+    body = "\n".join(lines).rstrip("\n") + "\n" + row + "\n"
+    RESULTS_MD.write_text(head + header + body + (("\n## " + tail) if sep else ""), encoding="utf-8")

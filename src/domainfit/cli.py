@@ -1,0 +1,194 @@
+"""The command line: parses, calls the library, prints. No logic of its own.
+
+A user mistake (a :class:`DomainfitError`) exits with code 2 and a short message; pass
+``--debug`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import DomainfitError
+from .ui import console, say
+
+app = typer.Typer(
+    name="domainfit",
+    help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict.\n\n"
+    "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+_DEBUG = {"on": False}
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _DEBUG["on"] = debug
+
+
+@app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora")
+def train(
+    data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV, TSV, JSONL, Parquet)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Artifact folder to write."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Labelled file scored at the end."),
+    validation_data: Optional[str] = typer.Option(None, "--validation-data",
+                                                  help="Validation file for early stopping (default: split of --data)."),
+    task: Optional[str] = typer.Option(None, "--task", help="classification | multilabel | regression."),
+    method: Optional[str] = typer.Option(None, "--method", help="full | lora."),
+    model: Optional[str] = typer.Option(None, "--model", help="'default', a local model folder or a hub id."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML run configuration."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set training.epochs=3 (repeatable)."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Column with the text [text]."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Column with the target [label]."),
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column", help="Optional second text column."),
+    on_bad_rows: Optional[str] = typer.Option(None, "--on-bad-rows", help="error (default) | skip."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16."),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N optimizer steps."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    resume: str = typer.Option("auto", "--resume", help="auto: continue an unfinished run; never: refuse."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what the output folder holds."),
+) -> None:
+    """Train a model on a labelled file and save it as an artifact folder."""
+    from . import pipeline
+
+    settings = {"data.train": data, "output": output, "data.eval": eval_data, "data.validation": validation_data,
+                "task": task, "method.name": method, "model": model, "data.text_column": text_column,
+                "data.label_column": label_column, "data.text_pair_column": text_pair_column,
+                "data.on_bad_rows": on_bad_rows, "training.precision": precision,
+                "training.save_steps": save_steps, "training.seed": seed}
+    result = pipeline.train(str(config) if config else None, overrides=list(set_), resume=resume,
+                            overwrite=overwrite, **settings)
+    say(f"[green]Saved[/] {result.path}")
+    if result.eval_metrics is not None:
+        _print_headline(result.eval_metrics)
+    say(f"Report: {result.path / 'report' / 'report.md'}")
+
+
+def _print_headline(metrics: dict) -> None:
+    keys = [k for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "subset_accuracy", "mae", "rmse", "r2",
+                        "spearman", "ece", "n") if metrics.get(k) is not None]
+    say("  ".join(f"{k} [bold]{metrics[k]:.4f}[/]" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
+                  for k in keys))
+
+
+@app.command(epilog="Example: domainfit evaluate my-model --data test.csv --json")
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="Artifact folder."),
+    data: str = typer.Option(..., "--data", help="Labelled file to score."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object on stdout."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Default: the training column."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Default: the training column."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help="error | skip."),
+) -> None:
+    """Score a model on labelled data and write report/ into the model folder."""
+    from . import pipeline
+
+    metrics = pipeline.evaluate(model_dir, data, text_column=text_column, label_column=label_column,
+                                on_bad_rows=on_bad_rows)
+    if as_json:
+        sys.stdout.write(json.dumps(metrics, default=float) + "\n")
+    else:
+        _print_headline(metrics)
+        say(f"Report: {model_dir / 'report' / 'report.md'}")
+
+
+@app.command(epilog="Example: domainfit predict my-model --data new.csv --output preds.jsonl --top-k 3")
+def predict(
+    model_dir: Path = typer.Argument(..., help="Artifact folder."),
+    data: str = typer.Option(..., "--data", help="File with a text column (any size: it is streamed)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: .jsonl or .csv."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Default: the training column."),
+    top_k: int = typer.Option(3, "--top-k", help="How many labels with scores per row."),
+    batch_rows: int = typer.Option(1024, "--chunk-size", help="Rows read and predicted at a time."),
+) -> None:
+    """Predict labels for every row of a file, streaming it in bounded memory."""
+    from .predict_file import predict_file
+
+    count = predict_file(model_dir, data, output, text_column=text_column, top_k=top_k, chunk_size=batch_rows)
+    say(f"[green]Wrote[/] {count} predictions to {output}")
+
+
+@app.command(epilog="Example: domainfit info my-model")
+def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
+         as_json: bool = typer.Option(False, "--json", help="Print the whole manifest as JSON.")) -> None:
+    """Show a model's manifest: task, labels, base model, method, metrics."""
+    from .artifact import read_manifest
+
+    manifest = read_manifest(model_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
+        return
+    labels = manifest.get("labels", [])
+    lines = [
+        f"model      {model_dir}",
+        f"task       {manifest['task']}",
+        f"labels     {len(labels)}: {', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''}",
+        f"base       {manifest['base_model']['name']} (sha256 {str(manifest['base_model'].get('weights_sha256'))[:12]})",
+        f"method     {manifest['method']['name']} ({manifest['method']['trainable_parameters']:,} trainable)",
+        f"training   {manifest['training']['steps']} steps, {manifest['training']['precision']}",
+        f"metrics    {json.dumps(manifest.get('metrics', {}))}",
+        f"created    {manifest['created_at']} by domainfit {manifest['domainfit_version']}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@app.command(epilog="Example: domainfit demo --output demo-model")
+def demo(output: Path = typer.Option(Path("demo-model"), "--output", "-o", help="Where to save the demo model."),
+         model: str = typer.Option("default", "--model", help="Base model."),
+         overwrite: bool = typer.Option(True, "--overwrite/--keep", help="Replace an earlier demo model.")) -> None:
+    """Train, evaluate and try a model on the built-in customer-service sample data."""
+    from .demo import run_demo
+
+    run_demo(output, model=model, overwrite=overwrite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``domainfit`` console script."""
+    _quiet_libraries()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:  # accepted anywhere on the line, not only before the command
+        argv.remove("--debug")
+        _DEBUG["on"] = True
+    try:
+        app(args=argv, standalone_mode=False)
+    except DomainfitError as exc:
+        if _DEBUG["on"]:
+            raise
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except (typer.Exit,) as exc:
+        return exc.exit_code
+    except typer.Abort:
+        console.print("aborted")
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Reading user data (CSV, TSV, JSONL, Parquet, DataFrame, list of dicts) into a Dataset.
+
+:func:`read_rows` streams raw rows in bounded memory. :func:`load_dataset` parses them
+for a task, validates them and applies the bad-row policy: ``"error"`` raises one
+:class:`DataError` listing every problem; ``"skip"`` leaves bad rows out, records each in
+``Dataset.skipped`` (write them with :func:`write_skipped`) and says so in
+``Dataset.warnings``. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domainfit.data import _readers
+from domainfit.data._checks import check_columns, parse_row, skipped_rows
+from domainfit.data._labels import label_parser
+from domainfit.data.types import ColumnSpec, Dataset, Example, SkippedRow
+from domainfit.data.validation import (
+    CLASS_TASKS, format_lines, row_problems, single_class_problems, validate_examples,
+)
+from domainfit.errors import ConfigError, DataError, Problem
+
+__all__ = ["read_rows", "load_dataset", "write_skipped", "SKIPPED_FILENAME", "BAD_ROWS_HINT"]
+
+SKIPPED_FILENAME = "skipped_rows.csv"
+BAD_ROWS_HINT = ("Fix these rows, or pass --on-bad-rows skip to leave them out "
+                 f"(they are written to {SKIPPED_FILENAME}).")
+_POLICIES = ("error", "skip")
+
+
+@dataclass
+class _Opened:
+    name: str
+    path: Path | None
+    rows: Iterator[tuple[int, Any]]
+
+
+def read_rows(source: Any, *, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Stream ``(line, row)`` pairs from a file or in-memory data, in bounded memory.
+
+    ``line`` is the 1-based file line (CSV/TSV: the header is line 1, a record spanning
+    several lines carries its first line; JSONL: lines count from 1; Parquet: rows count
+    from 1), or the 0-based row index for a DataFrame or a list of dicts. JSON ``null``,
+    pandas NaN/NA and cells missing from a short CSV row come out as ``None``; empty
+    CSV cells stay ``""``.
+
+    Args:
+        source: a path (``str`` or ``os.PathLike``), a pandas DataFrame, or an iterable
+            of dicts.
+        fmt: ``"csv"``, ``"tsv"``, ``"jsonl"`` or ``"parquet"``; by default taken from the
+            extension (.csv, .tsv, .jsonl/.ndjson/.json, .parquet).
+
+    Returns:
+        A generator of ``(line, row_dict)``.
+
+    Raises:
+        DataError: a missing file or unknown format (at once); an empty file, bytes that
+            are not UTF-8, a malformed JSON line or a JSON line that is not an object
+            (when reached, with its line number).
+
+    Example:
+        >>> for line, row in read_rows("train.csv"):  # doctest: +SKIP
+        ...     print(line, row["text"])
+        2 where is my card?
+    """
+    opened = _open(source, fmt)
+    return _raise_bad(opened.rows)
+
+
+def _raise_bad(rows: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, dict]]:
+    for line, row in rows:
+        if isinstance(row, _readers.BadRecord):
+            raise DataError([row.problem])
+        yield line, row
+
+
+def _open(source: Any, fmt: str | None) -> _Opened:
+    """Check the source eagerly and return its name, path and a lazy row iterator."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = str(source)
+        if not path.is_file():
+            reason = "no such file" if not path.exists() else "not a file"
+            raise _readers.fail(name, None, reason)
+        kind = _readers.detect_format(path, fmt)
+        if kind == "parquet":
+            rows = _readers.iter_parquet(path, name)
+        elif kind == "jsonl":
+            rows = _readers.iter_jsonl(path, name)
+        else:
+            rows = _readers.iter_delimited(path, name, "\t" if kind == "tsv" else ",")
+        return _Opened(name, path, _non_empty(rows, name))
+    if _is_dataframe(source):
+        return _Opened("<dataframe>", None, _non_empty(_readers.iter_dataframe(source, "<dataframe>"), "<dataframe>"))
+    if isinstance(source, (bytes, bytearray, dict)) or not hasattr(source, "__iter__"):
+        raise ConfigError(f"cannot read data from a {type(source).__name__}; pass a file path, "
+                          "a pandas DataFrame or a list of dicts")
+    return _Opened("<records>", None, _non_empty(_readers.iter_records(source, "<records>"), "<records>"))
+
+
+def _is_dataframe(obj: Any) -> bool:
+    pandas = sys.modules.get("pandas")  # no DataFrame can exist unless pandas is imported
+    return pandas is not None and isinstance(obj, pandas.DataFrame)
+
+
+def _non_empty(rows: Iterator[tuple[int, Any]], name: str) -> Iterator[tuple[int, Any]]:
+    count = 0
+    for item in rows:
+        count += 1
+        yield item
+    if count == 0:
+        raise _readers.fail(name, None, "the data is empty (no rows)")
+
+
+def load_dataset(
+    source: Any,
+    *,
+    task: str = "classification",
+    columns: ColumnSpec = ColumnSpec(),
+    require_labels: bool = True,
+    on_bad_rows: str = "error",
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    fmt: str | None = None,
+) -> Dataset:
+    """Read, parse and validate a data set for ``task``.
+
+    Labels: ``classification`` gives stripped strings (``1`` becomes ``"1"``);
+    ``multilabel`` gives lists from ``"a|b"``, a JSON list string or a real list;
+    ``regression`` gives finite floats.
+
+    Args:
+        source: a path, a pandas DataFrame or a list of dicts (see :func:`read_rows`).
+        task: ``"classification"``, ``"multilabel"`` or ``"regression"``.
+        columns: which columns hold the text, the label and an optional second text.
+        require_labels: whether every row needs a label (False for prediction data; the
+            label column may then be absent).
+        on_bad_rows: ``"error"`` raises on any problem; ``"skip"`` leaves out rows with
+            row-level problems (whole-file problems still raise).
+        tokenizer: optional tokenizer, to warn about texts longer than ``max_length``.
+        max_length: the model's maximum length in tokens.
+        fmt: the file format, when the extension does not say it.
+
+    Returns:
+        A :class:`Dataset`; ``fingerprint`` is the sha256 of the file bytes (of the
+        canonical JSON Lines dump of the rows for in-memory data).
+
+    Raises:
+        DataError: with every problem found (and a hint on how to skip bad rows).
+        ConfigError: an unknown task or policy.
+
+    Example:
+        >>> data = load_dataset("train.csv", columns=ColumnSpec(text="utterance"))  # doctest: +SKIP
+        >>> data.examples[0]
+        Example(text='where is my card?', label='card_arrival', text_pair=None, line=2)
+    """
+    parse_label = label_parser(task)
+    if on_bad_rows not in _POLICIES:
+        raise ConfigError(f"on_bad_rows must be one of {', '.join(_POLICIES)}, not '{on_bad_rows}'")
+    opened = _open(source, fmt)
+    rows, in_memory_hash = _collect(opened)
+    check_columns(rows, opened.name, columns, require_labels)
+    examples, problems = _parse_all(rows, opened.name, columns, parse_label, require_labels)
+    found, warnings = validate_examples(
+        examples, file=opened.name, task=task, columns=columns, require_labels=require_labels,
+        tokenizer=tokenizer, max_length=max_length)
+    problems += found
+    problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
+    kept, skipped = _apply_policy(examples, problems, rows, opened.name, on_bad_rows)
+    if skipped and task in CLASS_TASKS:
+        left = single_class_problems(kept, opened.name, columns.label)
+        if left:
+            raise DataError(left, hint="Only one label is left once the rows with problems are left out.")
+    if skipped:
+        warnings.append(f"{opened.name}: {len(skipped)} row(s) with problems were left out "
+                        f"({format_lines([s.line for s in skipped])}); they are listed with the "
+                        f"reason in {SKIPPED_FILENAME}")
+    fingerprint = _file_sha256(opened.path) if opened.path else in_memory_hash
+    return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings)
+
+
+def _collect(opened: _Opened) -> tuple[list[tuple[int, Any]], str]:
+    """Read every row; hash in-memory rows on the way (files are hashed from their bytes)."""
+    digest = hashlib.sha256()
+    rows = []
+    for line, row in opened.rows:
+        if opened.path is None:
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n")
+        rows.append((line, row))
+    return rows, digest.hexdigest()
+
+
+def _parse_all(
+    rows: Sequence[tuple[int, Any]], file: str, columns: ColumnSpec,
+    parse_label: Callable[[Any], Any], require_labels: bool,
+) -> tuple[list[Example], list[Problem]]:
+    """Parse rows; return the cleanly parsed examples and the problems of the others."""
+    examples, problems = [], []
+    for line, row in rows:
+        if isinstance(row, _readers.BadRecord):
+            problems.append(row.problem)
+            continue
+        example, found, label_missing = parse_row(row, line, file, columns, parse_label)
+        if found:
+            need_label = require_labels and label_missing
+            problems += found + row_problems(example, file=file, columns=columns, require_labels=need_label)
+        else:
+            examples.append(example)
+    return examples, problems
+
+
+def _apply_policy(
+    examples: list[Example], problems: list[Problem], rows: Sequence[tuple[int, Any]],
+    file: str, on_bad_rows: str,
+) -> tuple[list[Example], list[SkippedRow]]:
+    if on_bad_rows == "error" or not problems:
+        if problems:
+            row_level = any(p.line is not None for p in problems)
+            raise DataError(problems, hint=BAD_ROWS_HINT if row_level else None)
+        return examples, []
+    whole_file = [p for p in problems if p.line is None]
+    if whole_file:
+        raise DataError(whole_file)
+    skipped = skipped_rows(problems, rows)
+    bad = {s.line for s in skipped}
+    kept = [e for e in examples if e.line not in bad]
+    if not kept:
+        raise DataError(problems, hint=f"No usable rows are left: all {len(rows)} rows have problems.")
+    return kept, skipped
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_skipped(skipped: Sequence[SkippedRow], path: str | os.PathLike) -> Path:
+    """Write skipped rows as CSV: ``line, column, reason``, then the row's own columns.
+
+    A row column named like one of the first three is written as ``original_<name>``;
+    lists and dicts are written as JSON.
+
+    Args:
+        skipped: rows from ``Dataset.skipped``.
+        path: the CSV file to write (parent folders are created).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> write_skipped(data.skipped, run_dir / SKIPPED_FILENAME)  # doctest: +SKIP
+    """
+    fixed = ["line", "column", "reason"]
+    names: dict[str, str] = {}
+    for row in skipped:
+        for key in row.values:
+            names.setdefault(key, f"original_{key}" if key in fixed else key)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(fixed + list(names.values()))
+        for row in skipped:
+            cells = [_cell(row.values.get(key)) for key in names]
+            writer.writerow([_cell(row.line), _cell(row.column), row.reason] + cells)
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)

@@ -1,0 +1,257 @@
+"""Checks on parsed examples, reported in the user's terms (file, line, column, reason).
+
+Row-level problems (an empty text, a missing label, conflicting copies of a text) can be
+skipped under ``on_bad_rows="skip"``; whole-file problems (``line is None``, e.g. a label
+column with one class only) cannot. Texts that will be truncated are a warning, not a
+problem. Labels in evaluation data that training never saw are warnings too: those rows
+are scored as errors later.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domainfit.data._labels import class_key
+from domainfit.data.types import ColumnSpec, Dataset, Example
+from domainfit.errors import Problem
+
+__all__ = [
+    "validate_examples", "row_problems", "check_split_possible", "check_eval_labels",
+    "UnseenLabel", "format_lines",
+]
+
+CLASS_TASKS = ("classification", "multilabel")
+# Tokenize in batches so a large file never holds all token ids at once.
+_TOKENIZE_BATCH = 512
+
+
+@dataclass(frozen=True)
+class UnseenLabel:
+    """A label found in evaluation data that never appears in the training data."""
+
+    file: str
+    column: str
+    label: str
+    lines: list[int]
+
+    def __str__(self) -> str:
+        rows = "row" if len(self.lines) == 1 else "rows"
+        return (f"{self.file}, column '{self.column}': the label '{self.label}' never appears in the "
+                f"training data ({len(self.lines)} {rows}: {format_lines(self.lines)}); "
+                "the model cannot predict it, so these rows will be scored as errors")
+
+
+def format_lines(lines: Sequence[Any], limit: int = 10) -> str:
+    """``"lines 4, 9, 12, ..."`` (or ``"line 4"``), showing at most ``limit`` numbers."""
+    shown = ", ".join(str(n) for n in lines[:limit])
+    more = ", ..." if len(lines) > limit else ""
+    return f"{'line' if len(lines) == 1 else 'lines'} {shown}{more}"
+
+
+def _label_text(label: Any) -> str:
+    return "|".join(label) if isinstance(label, list) else str(label)
+
+
+def row_problems(
+    example: Example, *, file: str, columns: ColumnSpec = ColumnSpec(), require_labels: bool = True,
+) -> list[Problem]:
+    """Problems of one example on its own: empty text or pair, missing label.
+
+    Example:
+        >>> row_problems(Example(" ", "a", line=2), file="d.csv")[0].reason
+        'the text is missing or empty'
+    """
+    problems = []
+    if not example.text or not example.text.strip():
+        problems.append(Problem(file, example.line, columns.text, "the text is missing or empty"))
+    if columns.text_pair is not None and (not example.text_pair or not example.text_pair.strip()):
+        problems.append(Problem(file, example.line, columns.text_pair, "the second text (pair) is missing or empty"))
+    if require_labels and example.label is None:
+        problems.append(Problem(file, example.line, columns.label, "the label is missing"))
+    return problems
+
+
+def validate_examples(
+    examples: Sequence[Example],
+    *,
+    file: str = "<data>",
+    task: str = "classification",
+    columns: ColumnSpec = ColumnSpec(),
+    require_labels: bool = True,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+) -> tuple[list[Problem], list[str]]:
+    """Check parsed examples and return ``(problems, warnings)``.
+
+    Problems: empty texts, missing labels (when ``require_labels``), copies of one text
+    with different labels (every line involved), and a label column with a single class
+    (classification/multilabel; a whole-file problem with ``line=None``). Warnings: texts
+    longer than ``max_length`` tokens, when a ``tokenizer`` is given.
+
+    Args:
+        examples: parsed examples; ``Example.line`` is used in messages.
+        file: the file name used in messages.
+        task: ``"classification"``, ``"multilabel"`` or ``"regression"``.
+        columns: the column names used in messages.
+        require_labels: whether a missing label is a problem.
+        tokenizer: a Hugging Face tokenizer, used only to count tokens.
+        max_length: the model's maximum length in tokens (default: the tokenizer's).
+
+    Returns:
+        Problems sorted with whole-file problems first, then by line; warning strings.
+
+    Example:
+        >>> problems, warnings = validate_examples([Example("hi", "a", line=2)], file="d.csv")
+        >>> print(problems[0])
+        d.csv, column 'label': all labelled rows have the same label 'a'; ...
+    """
+    problems: list[Problem] = []
+    clean = []
+    for example in examples:
+        found = row_problems(example, file=file, columns=columns, require_labels=require_labels)
+        problems.extend(found)
+        if not found:
+            clean.append(example)
+    conflicts, conflicting = _conflicting_duplicates(clean, file, columns.label)
+    problems.extend(conflicts)
+    kept = [e for e in clean if id(e) not in conflicting]
+    if task in CLASS_TASKS:
+        problems.extend(single_class_problems(examples, file, columns.label))
+    warnings = _truncation_warnings(kept, file, tokenizer, max_length)
+    problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
+    return problems, warnings
+
+
+def _conflicting_duplicates(
+    examples: Sequence[Example], file: str, column: str,
+) -> tuple[list[Problem], set[int]]:
+    """Problems for every copy of a text that has different labels, and their ids."""
+    groups: dict[tuple[str, str], list[Example]] = defaultdict(list)
+    for example in examples:
+        if example.label is not None:
+            groups[(example.text.strip(), (example.text_pair or "").strip())].append(example)
+    problems, conflicting = [], set()
+    for group in groups.values():
+        labels = {_label_key(e.label) for e in group}
+        if len(labels) < 2:
+            continue
+        for example in group:
+            conflicting.add(id(example))
+            others = [f"line {e.line} '{_label_text(e.label)}'" for e in group if e is not example]
+            others = ", ".join(others[:10]) + (", ..." if len(others) > 10 else "")
+            reason = (f"the same text appears with a different label elsewhere ({others}; here "
+                      f"'{_label_text(example.label)}'); give every copy the same label or remove copies")
+            problems.append(Problem(file, example.line, column, reason))
+    return problems, conflicting
+
+
+def _label_key(label: Any) -> Any:
+    return frozenset(label) if isinstance(label, list) else label
+
+
+def single_class_problems(examples: Sequence[Example], file: str, column: str = "label") -> list[Problem]:
+    """A whole-file problem when the labelled examples hold only one class."""
+    classes: set[str] = set()
+    for example in examples:
+        if isinstance(example.label, list):
+            classes.update(example.label)
+        elif example.label is not None:
+            classes.add(example.label)
+    if len(classes) != 1:
+        return []
+    reason = (f"all labelled rows have the same label '{next(iter(classes))}'; a classifier "
+              "needs at least two different labels (is this the right label column?)")
+    return [Problem(file, None, column, reason)]
+
+
+def _truncation_warnings(examples: Sequence[Example], file: str, tokenizer: Any, max_length: int | None) -> list[str]:
+    if tokenizer is None:
+        return []
+    if max_length is None:
+        max_length = getattr(tokenizer, "model_max_length", None)
+        if not isinstance(max_length, int) or max_length > 1_000_000:  # "no limit" sentinel
+            return []
+    long_lines = []
+    for start in range(0, len(examples), _TOKENIZE_BATCH):
+        batch = examples[start:start + _TOKENIZE_BATCH]
+        texts = [e.text for e in batch]
+        pairs = [e.text_pair or "" for e in batch] if any(e.text_pair for e in batch) else None
+        # verbose=False: we report long texts ourselves, once, in the user's terms
+        encoded = tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False)
+        long_lines.extend(e.line for e, ids in zip(batch, encoded["input_ids"], strict=True) if len(ids) > max_length)
+    if not long_lines:
+        return []
+    count = len(long_lines)
+    noun = "text is" if count == 1 else "texts are"
+    return [f"{file}: {count} {noun} longer than the model's maximum of {max_length} tokens "
+            f"and will be truncated ({format_lines(long_lines)})"]
+
+
+def check_split_possible(
+    examples: Sequence[Example], val_fraction: float, *, file: str = "<data>", column: str = "label",
+) -> list[Problem]:
+    """Problems that make a stratified validation split impossible.
+
+    A stratified split needs at least 2 examples per class (one for training, one that
+    may go to validation). Regression and unlabelled data need no stratification.
+
+    Args:
+        examples: the training examples.
+        val_fraction: the share held out for validation; 0 means no split, so no problems.
+        file: the file name used in messages.
+        column: the label column used in messages.
+
+    Returns:
+        One problem per class with fewer than 2 examples, listing its lines.
+
+    Example:
+        >>> check_split_possible([Example("a", "x", line=2), Example("b", "y", line=3),
+        ...                       Example("c", "y", line=4)], 0.2)[0].reason[:24]
+        "the class 'x' has only 1"
+    """
+    if val_fraction <= 0:
+        return []
+    lines_by_class: dict[str, list[Any]] = defaultdict(list)
+    for example in examples:
+        key = class_key(example.label)
+        if key is not None:
+            lines_by_class[key].append(example.line)
+    problems = []
+    for label, lines in sorted(lines_by_class.items()):
+        if len(lines) < 2:
+            reason = (f"the class '{label}' has only {len(lines)} example ({format_lines(lines)}); a "
+                      "stratified validation split needs at least 2 per class: add examples, remove "
+                      "the class, or give a separate validation file")
+            problems.append(Problem(file, lines[0], column, reason))
+    return problems
+
+
+def check_eval_labels(train_labels: Iterable[Any], eval_dataset: Dataset) -> list[UnseenLabel]:
+    """Labels in evaluation data that never appear in training; reported, never fatal.
+
+    Args:
+        train_labels: the training labels (strings, or lists of strings for multilabel).
+        eval_dataset: the loaded evaluation data.
+
+    Returns:
+        One :class:`UnseenLabel` per unseen label, with every line it appears on. Empty
+        for regression data.
+
+    Example:
+        >>> [str(w) for w in check_eval_labels(["a", "b"], test_set)]  # doctest: +SKIP
+        ["test.csv, column 'label': the label 'c' never appears in the training data ..."]
+    """
+    seen: set[str] = set()
+    for label in train_labels:
+        seen.update(label if isinstance(label, list) else [label])
+    unseen: dict[str, list[Any]] = defaultdict(list)
+    for example in eval_dataset.examples:
+        labels = example.label if isinstance(example.label, list) else [example.label]
+        for label in labels:
+            if isinstance(label, str) and label not in seen:
+                unseen[label].append(example.line)
+    column = eval_dataset.columns.label
+    return [UnseenLabel(eval_dataset.source, column, label, lines) for label, lines in unseen.items()]

@@ -1,0 +1,12 @@
+"""Adaptation methods: how the pretrained encoder is changed during training.
+
+Each method lives in its own folder with a settings dataclass and an ``apply`` function,
+and registers itself here by name on import.
+"""
+
+from __future__ import annotations
+
+from .registry import METHODS, Method, get_method, register_method
+from . import full, lora  # noqa: E402,F401  (registration side effect)
+
+__all__ = ["METHODS", "Method", "get_method", "register_method"]

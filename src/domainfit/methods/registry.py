@@ -1,0 +1,70 @@
+"""The one plug-in point for adaptation methods."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+__all__ = ["Method", "METHODS", "register_method", "get_method", "trainable_state"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered adaptation method.
+
+    Attributes:
+        name: what users write after ``--method``.
+        settings: dataclass of the method's options (documented per field).
+        apply: ``apply(model, settings) -> model``; changes the encoder in place and leaves
+            ``requires_grad`` set on exactly what must train (the head always trains).
+        saves_base: True when the artifact stores the whole encoder; False when it stores only
+            what was trained and refers to the base model by name and sha256.
+        learning_rate: the method's default encoder learning rate (chosen by measurement).
+    """
+
+    name: str
+    settings: type
+    apply: Callable[[nn.Module, Any], nn.Module]
+    saves_base: bool
+    learning_rate: float
+
+    def parse(self, options: dict) -> Any:
+        """Build the settings dataclass, rejecting unknown options with the known list."""
+        known = {f.name for f in dataclasses.fields(self.settings)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown option(s) for method '{self.name}': {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known)) or '(none)'}."
+            )
+        return self.settings(**options)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown method {name!r}; choose one of: {', '.join(METHODS)}.") from None
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a method trained: parameters with ``requires_grad`` plus the model's buffers
+    that describe outputs (regression scale and shift)."""
+    state = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    for name in ("output_scale", "output_shift"):
+        state[name] = getattr(model, name).detach()
+    return state

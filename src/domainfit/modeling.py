@@ -1,0 +1,67 @@
+"""The model: a pretrained encoder, a pooling step and a small task head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel
+
+__all__ = ["DomainModel", "build_encoder"]
+
+
+def build_encoder(path: str, dropout: float | None = None, from_config: bool = False) -> nn.Module:
+    """Load a Hugging Face encoder (weights from ``path``, or only its config).
+
+    The encoder's own pooler is dropped: domainfit pools itself, and an unused pooler
+    would leave parameters without gradients (which DistributedDataParallel rejects).
+    """
+    config = AutoConfig.from_pretrained(path)
+    if dropout is not None:
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
+            if hasattr(config, key):
+                setattr(config, key, dropout)
+    encoder = AutoModel.from_config(config) if from_config else AutoModel.from_pretrained(path, config=config)
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+class DomainModel(nn.Module):
+    """Encoder → pooled text vector → dropout → linear head.
+
+    Mean pooling is the default because sentence-transformers encoders (the default
+    all-MiniLM-L6-v2) were trained with it: their mean-pooled vectors are already good text
+    representations, so a new head learns quickly. ``cls`` pools the first token instead.
+
+    Args:
+        encoder: a transformers model returning ``last_hidden_state``.
+        num_outputs: size of the head's output.
+        pooling: ``"mean"`` or ``"cls"``.
+        head_dropout: dropout before the head.
+
+    Shapes:
+        ``input_ids``, ``attention_mask``: ``(batch, seq)`` → logits ``(batch, num_outputs)``.
+    """
+
+    def __init__(self, encoder: nn.Module, num_outputs: int, pooling: str = "mean", head_dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(head_dropout)
+        self.head = nn.Linear(hidden, num_outputs)
+        # Output affine map: identity except for regression (training mean and std).
+        self.register_buffer("output_scale", torch.ones(num_outputs))
+        self.register_buffer("output_shift", torch.zeros(num_outputs))
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """Pooled text vectors, shape ``(batch, hidden)``."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        pooled = self.embed(input_ids, attention_mask, **extra)
+        return self.head(self.dropout(pooled)) * self.output_scale + self.output_shift
