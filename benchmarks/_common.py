@@ -50,14 +50,15 @@ def write_results(name: str, payload: dict) -> Path:
     return path
 
 
-def upsert_results_row(section: str, key: str, row: str) -> None:
-    """Put ``row`` under ``## section`` in RESULTS.md, replacing the row that starts with ``key``."""
+def upsert_results_row(section: str, key: str, header: str, row: str) -> None:
+    """Put ``row`` in the table under ``## section`` of RESULTS.md (created with ``header``),
+    replacing an earlier row that starts with ``key``."""
     text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
-    header = f"## {section}"
-    if header not in text:
-        text = text.rstrip("\n") + f"\n\n{header}\n\n"
-    head, _, rest = text.partition(header)
+    title = f"## {section}"
+    if title not in text:
+        text = text.rstrip("\n") + f"\n\n{title}\n\n{header}\n"
+    head, _, rest = text.partition(title)
     body, sep, tail = rest.partition("\n## ")
-    lines = [ln for ln in body.split("\n") if not ln.startswith(key)]
-    body = "\n".join(lines).rstrip("\n") + "\n" + row + "\n"
-    RESULTS_MD.write_text(head + header + body + (("\n## " + tail) if sep else ""), encoding="utf-8")
+    lines = [ln for ln in body.rstrip("\n").split("\n") if not ln.startswith(key)]
+    body = "\n".join(lines) + "\n" + row + "\n"
+    RESULTS_MD.write_text(head + title + body + (("\n## " + tail) if sep else ""), encoding="utf-8")

@@ -12,6 +12,7 @@ Writes benchmarks/results/banking77_peer_sweep.json.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import time
@@ -20,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import SHARED_DATA, machine, read_csv, write_results  # noqa: E402
+from _common import RESULTS_DIR, SHARED_DATA, machine, read_csv, write_results  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -113,11 +114,20 @@ def main() -> None:
         acc = accuracy(trainer, trainer.eval_dataset)
         results.append({"lr": lr, "val_accuracy": acc, "seconds": time.perf_counter() - t0})
         print(results[-1], flush=True)
+    # Runs of earlier invocations (other learning rates) are kept, so the sweep can be extended.
+    path = RESULTS_DIR / "banking77_peer_sweep.json"
+    if path.exists():
+        earlier = json.loads(path.read_text())
+        if earlier.get("epochs") == args.epochs:
+            done = {r["lr"] for r in results}
+            results = [r for r in earlier["results"] if r["lr"] not in done] + results
+    results.sort(key=lambda r: r["lr"])
     best = max(results, key=lambda r: r["val_accuracy"])
     write_results(
         "banking77_peer_sweep",
         {"epochs": args.epochs, "results": results, "best_lr": best["lr"], "machine": machine(),
-         "command": "python benchmarks/banking77_peer_sweep.py --epochs %g --lrs %s" % (args.epochs, args.lrs)},
+         "command": "python benchmarks/banking77_peer_sweep.py --epochs %g --lrs %s"
+                    % (args.epochs, ",".join("%g" % r["lr"] for r in results))},
     )
     np.set_printoptions(precision=4)
     print("best", best)

@@ -13,7 +13,7 @@ EXAMPLES = [
     "I lost my card yesterday, what should I do?",
     "my parcel still hasn't shown up",
     "can I get my money back for this order",
-    "我忘记密码了",
+    "我要取消这个订单",
 ]
 
 

@@ -20,7 +20,7 @@ from .config import RunConfig, load_config
 from .data import ColumnSpec, Dataset, check_eval_labels, check_split_possible, load_dataset, train_val_split
 from .data.batching import Encoded, encode_texts
 from .data.loading import write_skipped
-from .errors import ConfigError, DataError, DomainfitError
+from .errors import ConfigError, DataError, DomainfitError, Problem
 from .methods import get_method
 from .methods.registry import trainable_state
 from .models import resolve_model, weights_sha256
@@ -64,15 +64,15 @@ def resolve_precision(precision: str, device: torch.device) -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def _prepare_output(out: Path, signature: str, resume: str, overwrite: bool) -> bool:
-    """Apply the resume/overwrite policy to the output folder; True when resuming."""
+def _prepare_output(out: Path, signature: str, resume: str, overwrite: bool) -> None:
+    """Apply the resume/overwrite policy to the output folder (raises when it must not be used)."""
     if resume not in ("auto", "never"):
         raise ConfigError(f"--resume must be 'auto' or 'never', got {resume!r}.")
     if not out.exists() or not any(out.iterdir()):
-        return False
+        return
     if overwrite:
         shutil.rmtree(out)
-        return False
+        return
     if is_artifact(out):
         raise DomainfitError(f"{out} already holds a trained model. Choose another --output, or pass --overwrite.")
     run_file = out / "run.json"
@@ -86,7 +86,6 @@ def _prepare_output(out: Path, signature: str, resume: str, overwrite: bool) -> 
     if previous != signature:
         raise DomainfitError(f"{out} holds an unfinished run with a different configuration or data. "
                              "Re-run with the same settings to resume, or pass --overwrite to start again.")
-    return True
 
 
 def _load_data(cfg: RunConfig, task_name: str, tokenizer, train_data, eval_data, validation_data):
@@ -146,6 +145,66 @@ def _encode(tokenizer, task, examples, labels, max_length) -> Encoded:
     return enc
 
 
+@dataclass
+class _Prepared:
+    """Everything checked and loaded before any training starts."""
+
+    cfg: RunConfig
+    task: Any
+    method: Any
+    method_settings: Any
+    base: Any
+    tokenizer: Any
+    datasets: dict[str, Dataset]
+    train_ex: list
+    val_ex: list
+    labels: list[str]
+    warnings: list[str]
+    signature: str
+
+
+def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepared:
+    """Resolve the model, load and validate the data, split, and collect warnings."""
+    from transformers import AutoTokenizer
+
+    if not cfg.output:
+        raise ConfigError("No output folder: pass --output DIR.")
+    task = get_task(cfg.task)
+    method = get_method(cfg.method.name)
+    method_settings = method.parse(cfg.method.options)
+    base = resolve_model(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+    cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
+    train_ds, val_ds, eval_ds = _load_data(cfg, task.name, tokenizer, train_data, eval_data, validation_data)
+    train_ex, val_ex = _split(cfg, task, train_ds, val_ds)
+    labels = task.label_list([e.label for e in train_ex])
+    if task.name in ("classification", "multilabel") and len(labels) < 2:
+        reason = "the training data has only one class after the split; at least 2 are needed"
+        raise DataError([Problem(train_ds.source, None, cfg.data.label_column, reason)])
+    datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
+    warnings = [w for d in datasets.values() for w in d.warnings]
+    if eval_ds is not None:
+        warnings += [str(u) for u in check_eval_labels(labels, eval_ds)]
+    signature = _signature(cfg, [d.fingerprint for d in datasets.values()])
+    return _Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
+                     warnings, signature)
+
+
+def _start_output(p: _Prepared, out: Path, resume: str, overwrite: bool, accelerator) -> bool:
+    """Apply the output-folder policy on the main process; True when a run resumes."""
+    if accelerator.is_main_process:
+        _prepare_output(out, p.signature, resume, overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "run.json", json.dumps({"signature": p.signature, "status": "running"}))
+        skipped = [s for d in p.datasets.values() for s in d.skipped]
+        if skipped:
+            write_skipped(skipped, out / "skipped_rows.csv")
+        for w in p.warnings:
+            say(f"[yellow]warning:[/] {w}")
+    accelerator.wait_for_everyone()
+    return (out / "checkpoints").exists()
+
+
 def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] | None = None, train_data: Any = None,
           eval_data: Any = None, validation_data: Any = None, resume: str = "auto", overwrite: bool = False,
           callbacks: list[Callable] | None = None, **settings: Any) -> TrainResult:
@@ -158,7 +217,7 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
             instead of the files named in the config.
         resume: ``"auto"`` continues an unfinished run in the output folder; ``"never"`` refuses to.
         overwrite: replace whatever the output folder holds.
-        callbacks: ``cb(event, state, info)`` called on every step and evaluation.
+        callbacks: ``cb(event, state, info)`` called at the start, on every step and evaluation.
         **settings: top-level or dotted settings, e.g. ``output="m"``, ``**{"training.epochs": 3}``.
 
     Returns:
@@ -171,100 +230,72 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
         >>> train(output="my-model", **{"data.train": "train.csv", "training.epochs": 3})  # doctest: +SKIP
     """
     from accelerate import Accelerator
-    from transformers import AutoTokenizer
 
     if isinstance(config, RunConfig):
         cfg = load_config(None, overrides, **{**_flatten(config.to_dict()), **settings})
     else:
         cfg = load_config(config, overrides, **settings)
-    if not cfg.output:
-        raise ConfigError("No output folder: pass --output DIR.")
-    task = get_task(cfg.task)
-    method = get_method(cfg.method.name)
-    method_settings = method.parse(cfg.method.options)
+    p = _prepare(cfg, train_data, eval_data, validation_data)
     out = Path(cfg.output)
-    base = resolve_model(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(str(base.path))
-    max_len = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 10**6) or 10**6)
-    cfg.training.max_length = max_len
-    train_ds, val_ds, eval_ds = _load_data(cfg, task.name, tokenizer, train_data, eval_data, validation_data)
-    train_ex, val_ex = _split(cfg, task, train_ds, val_ds)
-    labels = task.label_list([e.label for e in train_ex])
-    if task.name in ("classification", "multilabel") and len(labels) < 2:
-        raise DataError([], hint=f"{train_ds.source}: the label column has only one class; at least 2 are needed.")
-    warnings = list(train_ds.warnings) + (val_ds.warnings if val_ds else []) + (eval_ds.warnings if eval_ds else [])
-    if eval_ds is not None:
-        warnings += [str(u) for u in check_eval_labels(labels, eval_ds)]
-    fingerprints = [d.fingerprint for d in (train_ds, val_ds, eval_ds) if d is not None]
-    signature = _signature(cfg, fingerprints)
-
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    main = accelerator.is_main_process
-    resuming = _prepare_output(out, signature, resume, overwrite) if main else False
-    accelerator.wait_for_everyone()
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "run.json", json.dumps({"signature": signature, "status": "running"}))
-        for skipped_ds in (train_ds, val_ds, eval_ds):
-            if skipped_ds is not None and skipped_ds.skipped:
-                write_skipped([s for d in (train_ds, val_ds, eval_ds) if d for s in d.skipped],
-                              out / "skipped_rows.csv")
-                break
-        for w in warnings:
-            say(f"[yellow]warning:[/] {w}")
-    accelerator.wait_for_everyone()
-    resuming = (out / "checkpoints").exists()
+    resuming = _start_output(p, out, resume, overwrite, accelerator)
 
-    model = _build_model(cfg, str(base.path), task, labels, [e.label for e in train_ex], method, method_settings)
-    lr = cfg.training.learning_rate or method.learning_rate
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    model = _build_model(cfg, str(p.base.path), p.task, p.labels, [e.label for e in p.train_ex], p.method,
+                         p.method_settings)
+    lr = cfg.training.learning_rate or p.method.learning_rate
+    trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
+    total = sum(t.numel() for t in model.parameters())
     bf16 = resolve_precision(cfg.training.precision, accelerator.device)
-    if main:
-        say(f"{'Resuming' if resuming else 'Training'} [bold]{cfg.task}[/] with method [bold]{method.name}[/] on "
-            f"{base.name}: {len(train_ex)} train / {len(val_ex)} validation examples, {len(labels) or 1} outputs, "
-            f"{trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%), "
-            f"{'bf16' if bf16 else 'fp32'}, {accelerator.num_processes} process(es).")
+    say(f"{'Resuming' if resuming else 'Training'} [bold]{cfg.task}[/] with method [bold]{p.method.name}[/] on "
+        f"{p.base.name}: {len(p.train_ex)} train / {len(p.val_ex)} validation examples, {len(p.labels) or 1} "
+        f"outputs, {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%), "
+        f"{'bf16' if bf16 else 'fp32'}, {accelerator.num_processes} process(es).")
     started = time.perf_counter()
-    state = fit(model, task, _encode(tokenizer, task, train_ex, labels, max_len),
-                _encode(tokenizer, task, val_ex, labels, max_len), cfg.training, lr=lr,
-                pad_id=tokenizer.pad_token_id, bf16=bf16, run_dir=out, accelerator=accelerator,
+    max_len = cfg.training.max_length
+    state = fit(model, p.task, _encode(p.tokenizer, p.task, p.train_ex, p.labels, max_len),
+                _encode(p.tokenizer, p.task, p.val_ex, p.labels, max_len), cfg.training, lr=lr,
+                pad_id=p.tokenizer.pad_token_id, bf16=bf16, run_dir=out, accelerator=accelerator,
                 resume=resuming, callbacks=callbacks)
-    seconds = time.perf_counter() - started
-
     manifest = {
-        "task": task.name, "labels": labels,
-        "base_model": {"name": base.name, "weights_sha256": weights_sha256(base.weights_file)},
-        "method": {"name": method.name, "options": cfg.method.options, "trainable_parameters": trainable,
+        "task": p.task.name, "labels": p.labels,
+        "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file)},
+        "method": {"name": p.method.name, "options": cfg.method.options, "trainable_parameters": trainable,
                    "total_parameters": total, "learning_rate": lr},
-        "model": {"num_outputs": task.num_outputs(labels), "pooling": cfg.training.pooling, "max_length": max_len},
+        "model": {"num_outputs": p.task.num_outputs(p.labels), "pooling": cfg.training.pooling,
+                  "max_length": max_len},
         "config": cfg.to_dict(),
         "training": {"steps": state.global_step, "best_step": state.best_step,
-                     f"best_val_{task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
+                     f"best_val_{p.task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
                      "precision": "bf16" if bf16 else "fp32", "processes": accelerator.num_processes,
-                     "seconds_this_session": round(seconds, 1), "history": state.history},
+                     "seconds_this_session": round(time.perf_counter() - started, 1), "history": state.history},
         "data": {name: {"source": d.source, "sha256": d.fingerprint, "rows": len(d), "skipped": len(d.skipped)}
-                 for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d is not None},
-        "split": {"train_rows": len(train_ex), "validation_rows": len(val_ex),
-                  "validation_from": "file" if val_ds is not None else f"train ({cfg.data.val_fraction:.0%}, seeded)"},
-        "warnings": warnings,
+                 for name, d in p.datasets.items()},
+        "split": {"train_rows": len(p.train_ex), "validation_rows": len(p.val_ex),
+                  "validation_from": "file" if "validation" in p.datasets
+                  else f"train ({cfg.data.val_fraction:.0%}, seeded)"},
+        "warnings": p.warnings,
     }
-    eval_metrics = None
-    if main:
-        report_examples = eval_ds.examples if eval_ds is not None else val_ex
-        report_name = "eval" if eval_ds is not None else "validation"
-        model.eval()
-        eval_metrics = _score(model, tokenizer, task, labels, report_examples, max_len)
-        manifest["metrics"] = {report_name: _headline(eval_metrics[0])}
-        state_dict = model.state_dict() if method.saves_base else trainable_state(model)
-        write_artifact(out, model=model, tokenizer=tokenizer, manifest=manifest, state=state_dict,
-                       saves_base=method.saves_base,
-                       report_writer=lambda folder: _write_report(folder, task, report_examples, labels,
-                                                                  eval_metrics, f"Evaluation on {report_name} data"))
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        (out / "run.json").unlink(missing_ok=True)
+    metrics = _finish(p, model, manifest, out) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
-    return TrainResult(out, manifest, state, eval_metrics[0] if eval_metrics else None, model)
+    return TrainResult(out, manifest, state, metrics, model)
+
+
+def _finish(p: _Prepared, model, manifest: dict, out: Path) -> dict:
+    """Score the evaluation (or validation) data, write the artifact, drop checkpoints."""
+    eval_ds = p.datasets.get("eval")
+    examples = eval_ds.examples if eval_ds is not None else p.val_ex
+    name = "eval" if eval_ds is not None else "validation"
+    model.eval()
+    scored = _score(model, p.tokenizer, p.task, p.labels, examples, p.cfg.training.max_length)
+    manifest["metrics"] = {name: _headline(scored[0])}
+    state_dict = model.state_dict() if p.method.saves_base else trainable_state(model)
+    write_artifact(out, model=model, tokenizer=p.tokenizer, manifest=manifest, state=state_dict,
+                   saves_base=p.method.saves_base,
+                   report_writer=lambda folder: _write_report(folder, p.task, examples, p.labels, scored,
+                                                              f"Evaluation on {name} data"))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "run.json").unlink(missing_ok=True)
+    return scored[0]
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -133,7 +133,9 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
         run_dir: output folder; checkpoints go to ``run_dir/checkpoints``, logs to
             ``run_dir/metrics.jsonl``.
         resume: continue from the newest checkpoint when there is one.
-        callbacks: called as ``cb(event, state, info)`` with event ``"step"`` or ``"eval"``.
+        callbacks: called as ``cb(event, state, info)``: ``"start"`` (info holds the live
+            ``model``), then ``"step"`` after every optimizer step and ``"eval"`` after every
+            validation.
 
     Returns:
         The final :class:`TrainState` (``best_score``, ``history``...).
@@ -161,6 +163,8 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
     logger = RunLogger(run_dir, enabled=accelerator.is_main_process, total=total, start=state.global_step)
     logger.truncate_after(state.global_step)
     callbacks = list(callbacks or [])
+    for cb in callbacks:
+        cb("start", state, {"model": model})
     ddp_model.train()
     try:
         while state.global_step < total and not state.stopped_early:
