@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from .errors import DomainfitError
 from .ui import console, say
@@ -42,7 +43,9 @@ def _quiet_libraries() -> None:
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
-    _DEBUG["on"] = debug
+    # Only ever switch on: main() takes --debug out of argv first, so here it reads False.
+    if debug:
+        _DEBUG["on"] = True
 
 
 @app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora")
@@ -77,10 +80,10 @@ def train(
                 "training.save_steps": save_steps, "training.seed": seed}
     result = pipeline.train(str(config) if config else None, overrides=list(set_), resume=resume,
                             overwrite=overwrite, **settings)
-    say(f"[green]Saved[/] {result.path}")
+    say(f"[green]Saved[/] {escape(str(result.path))}")
     if result.eval_metrics is not None:
         _print_headline(result.eval_metrics)
-    say(f"Report: {result.path / 'report' / 'report.md'}")
+    say(f"Report: {escape(str(result.path / 'report' / 'report.md'))}")
 
 
 def _print_headline(metrics: dict) -> None:
@@ -108,7 +111,7 @@ def evaluate(
         sys.stdout.write(json.dumps(metrics, default=float) + "\n")
     else:
         _print_headline(metrics)
-        say(f"Report: {model_dir / 'report' / 'report.md'}")
+        say(f"Report: {escape(str(model_dir / 'report' / 'report.md'))}")
 
 
 @app.command(epilog="Example: domainfit predict my-model --data new.csv --output preds.jsonl --top-k 3")
@@ -124,7 +127,7 @@ def predict(
     from .predict_file import predict_file
 
     count = predict_file(model_dir, data, output, text_column=text_column, top_k=top_k, chunk_size=batch_rows)
-    say(f"[green]Wrote[/] {count} predictions to {output}")
+    say(f"[green]Wrote[/] {count} predictions to {escape(str(output))}")
 
 
 @app.command(epilog="Example: domainfit info my-model")
@@ -173,21 +176,36 @@ def main(argv: list[str] | None = None) -> int:
     except DomainfitError as exc:
         if _DEBUG["on"]:
             raise
-        console.print(f"[red]error:[/] {exc}")
+        # escape: file names and values in the message may hold [brackets] that rich would eat
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except (typer.Exit,) as exc:
         return exc.exit_code
     except typer.Abort:
         console.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        if _is_usage_error(exc):
             exc.show()
             return 2
         raise
     return 0
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """True for command-line usage errors (unknown option, missing argument, bad value).
+
+    Recent typer vendors click, so its errors are ``typer.TyperException``s rather than
+    ``click.ClickException``s; both are accepted.
+    """
+    kinds: list[type] = [typer.TyperException] if hasattr(typer, "TyperException") else []
+    try:
+        import click
+
+        kinds.append(click.ClickException)
+    except ImportError:
+        pass
+    return isinstance(exc, tuple(kinds)) and hasattr(exc, "show")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ names so that a bad value fails before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,9 @@ class TrainingConfig:
             raise ConfigError(f"training.dropout must be in [0, 1), got {self.dropout}.")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"training.label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+        for name in ("early_stopping_patience", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"training.{name} must be 0 or more, got {getattr(self, name)}.")
 
 
 @dataclass
@@ -136,11 +142,41 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
             f"Unknown setting(s) {', '.join(prefix + u for u in unknown)}; "
             f"known: {', '.join(prefix + k for k in fields)}."
         )
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in raw.items():
         sub = _SECTIONS.get(name) if cls is RunConfig else None
-        kwargs[name] = _build(sub, value, f"{name}.") if sub else value
+        kwargs[name] = _build(sub, value, f"{name}.") if sub else _check_type(prefix + name, value, hints[name])
     return cls(**kwargs)
+
+
+def _check_type(key: str, value: Any, hint: Any) -> Any:
+    """Check a number or switch here, in the user's terms; a wrong type would otherwise fail
+    deep inside the range checks or training. Text settings are checked by ``check()``."""
+    allowed = typing.get_args(hint) or (hint,)
+    if value is None and type(None) in allowed:
+        return value
+    if bool in allowed:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}.")
+        return value
+    if int not in allowed and float not in allowed:
+        return value
+    number = value
+    if isinstance(value, str):
+        # YAML reads "1e-4" (no dot) as text; it is a number to anyone writing a config.
+        try:
+            number = float(value.strip())
+        except ValueError:
+            pass
+    if isinstance(number, bool) or not isinstance(number, numbers.Real) or not math.isfinite(number):
+        kind = "a whole number" if int in allowed else "a number"
+        raise ConfigError(f"{key} must be {kind}, got {value!r}.")
+    if int in allowed and float not in allowed:
+        if number != int(number):
+            raise ConfigError(f"{key} must be a whole number, got {value!r}.")
+        return int(number)  # "1e3" on a command line arrives as 1000.0
+    return number if type(number) in (int, float) else float(number)  # numpy scalars
 
 
 _SECTIONS = {"data": DataConfig, "training": TrainingConfig, "method": MethodConfig}

@@ -27,7 +27,7 @@ from .models import resolve_model, weights_sha256
 from .tasks import get_task
 from .training.checkpoint import atomic_write_text
 from .training.loop import TrainState, fit
-from .ui import console, say
+from .ui import escape, say
 
 __all__ = ["train", "evaluate", "TrainResult", "resolve_precision"]
 
@@ -200,7 +200,7 @@ def _start_output(p: _Prepared, out: Path, resume: str, overwrite: bool, acceler
         if skipped:
             write_skipped(skipped, out / "skipped_rows.csv")
         for w in p.warnings:
-            say(f"[yellow]warning:[/] {w}")
+            say(f"[yellow]warning:[/] {escape(w)}")
     accelerator.wait_for_everyone()
     return (out / "checkpoints").exists()
 
@@ -361,7 +361,7 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
     ds = load_dataset(data, task=predictor.task.name, columns=columns, on_bad_rows=on_bad_rows,
                       tokenizer=predictor.tokenizer, max_length=predictor.max_length)
     for w in ds.warnings + [str(u) for u in check_eval_labels(predictor.labels, ds)]:
-        say(f"[yellow]warning:[/] {w}")
+        say(f"[yellow]warning:[/] {escape(w)}")
     scored = _score(predictor.model, predictor.tokenizer, predictor.task, predictor.labels, ds.examples,
                     predictor.max_length)
     if report:

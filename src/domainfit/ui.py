@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
+from rich.markup import escape
 
-__all__ = ["console", "say"]
+__all__ = ["console", "say", "escape"]
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..ui import console
+
 __all__ = ["RunLogger"]
 
 LOG_EVERY = 10
@@ -41,6 +43,7 @@ class RunLogger:
             TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} ex/s"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False,
+            console=console,  # stderr: stdout stays for data (e.g. `evaluate --json`)
         )
         self._task = self._progress.add_task("train", total=total, completed=start, loss="-", speed="-")
         self._progress.start()
