@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+import yaml
 
 from domainfit.config import DataConfig, MethodConfig, RunConfig, TrainingConfig, apply_overrides, load_config
 from domainfit.errors import ConfigError
@@ -161,6 +162,23 @@ def test_docs_mention_every_setting():
     missing += [f"method.options.{field.name}" for field in dataclasses.fields(LoraSettings)
                 if f"`method.options.{field.name}`" not in docs]
     assert not missing, f"docs/configuration.md does not describe: {', '.join(missing)}"
+
+
+def test_docs_show_the_real_defaults():
+    """Each table row `| `section.field` | `default` |` matches the dataclass default."""
+    docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_.]+)` \| `([^`]*)` \|", docs, flags=re.M))
+    wrong = []
+    for prefix, cls in SECTIONS.items():
+        for field in dataclasses.fields(cls):
+            key = f"{prefix}{field.name}"
+            if key not in rows or field.default is dataclasses.MISSING:
+                continue
+            shown = yaml.safe_load(rows[key]) if rows[key] else None
+            if shown != field.default:
+                wrong.append(f"{key}: docs say {rows[key]!r}, code says {field.default!r}")
+    assert not wrong, "; ".join(wrong)
+    assert len(rows) >= 20
 
 
 def test_every_field_has_help():

@@ -51,7 +51,7 @@ class DataConfig:
 class TrainingConfig:
     """The optimisation loop. Defaults were chosen by measurement: see docs/training.md."""
 
-    epochs: float = _f(8, "Maximum number of passes over the training data.")
+    epochs: float = _f(10, "Maximum number of passes over the training data.")
     learning_rate: float | None = _f(None, "Peak encoder learning rate; None uses the method's measured default.")
     head_learning_rate: float = _f(2e-3, "Peak learning rate of the new task head.")
     batch_size: int = _f(32, "Examples per optimizer step, over all processes and accumulation steps.")
@@ -60,13 +60,13 @@ class TrainingConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
     max_length: int = _f(128, "Texts are truncated to this many tokens.")
     precision: str = _f("auto", "'auto' (bf16 where the processor supports it), 'fp32' or 'bf16'.")
-    early_stopping_patience: int = _f(2, "Stop after this many evaluations without improvement (0: never).")
+    early_stopping_patience: int = _f(3, "Stop after this many evaluations without improvement (0: never).")
     eval_every_epochs: float = _f(1.0, "Validate every this many epochs (e.g. 0.5 for twice per epoch).")
     save_steps: int = _f(200, "Write a checkpoint every this many optimizer steps (and at every epoch end).")
     group_by_length: bool = _f(True, "Batch texts of similar length together (less padding, faster).")
     freeze_embeddings: bool = _f(True, "Keep the word-embedding matrix fixed (faster, less memory).")
     dropout: float | None = _f(None, "Dropout of the encoder and the head; None keeps the encoder's own and uses 0.1 in the head.")
-    label_smoothing: float = _f(0.0, "Label smoothing for single-label classification.")
+    label_smoothing: float = _f(0.1, "Label smoothing for single-label classification.")
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")
     pooling: str = _f("mean", "How token vectors become one text vector: 'mean' or 'cls'.")
