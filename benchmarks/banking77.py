@@ -118,6 +118,7 @@ def run_peer(args) -> dict:
 def run_domainfit(args) -> dict:
     import domainfit
     from domainfit.inference import Predictor
+    from domainfit.training.memory import release_free_memory
 
     test_texts, test_labels = read_csv(DATA / "test.csv")
     clock = TestClock()
@@ -145,6 +146,10 @@ def run_domainfit(args) -> dict:
         clock.start = time.perf_counter()
         result = domainfit.train(output=str(Path(out) / "m"), callbacks=[probe], **settings)
         wall = clock.elapsed()
+        # Predict the way a user does, from the saved artifact; drop the training copy first.
+        holder.clear()
+        result.model = None
+        release_free_memory()
         predictor = Predictor(result.path)
         preds = [p["label"] for p in predictor.predict(test_texts)]
         examples = sum(32 for _ in range(result.state.global_step))

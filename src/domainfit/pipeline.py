@@ -27,6 +27,7 @@ from .models import resolve_model, weights_sha256
 from .tasks import get_task
 from .training.checkpoint import atomic_write_text
 from .training.loop import TrainState, fit
+from .training.memory import release_free_memory
 from .ui import escape, say
 
 __all__ = ["train", "evaluate", "TrainResult", "resolve_precision"]
@@ -285,6 +286,7 @@ def _finish(p: _Prepared, model, manifest: dict, out: Path) -> dict:
     eval_ds = p.datasets.get("eval")
     examples = eval_ds.examples if eval_ds is not None else p.val_ex
     name = "eval" if eval_ds is not None else "validation"
+    release_free_memory()  # the optimizer is gone: hand its memory back before scoring and saving
     model.eval()
     scored = _score(model, p.tokenizer, p.task, p.labels, examples, p.cfg.training.max_length)
     manifest["metrics"] = {name: _headline(scored[0])}

@@ -27,6 +27,7 @@ from ..methods.registry import trainable_state
 from ..tasks.base import Task
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .logging import RunLogger
+from .memory import release_free_memory
 
 __all__ = ["TrainState", "fit", "make_optimizer", "predict_logits", "autocast"]
 
@@ -148,17 +149,11 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
     scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
     state = TrainState(total_steps=total)
     ckpt_dir = run_dir / "checkpoints"
-    best: dict[str, torch.Tensor] | None = None
     last = latest_checkpoint(ckpt_dir) if resume else None
     if last is not None:
         saved = load_checkpoint(last, model, optimizer, scheduler)
         saved.pop("step", None)
         state = TrainState(**saved)
-        best_file = ckpt_dir / "best.safetensors"
-        if best_file.is_file():
-            from safetensors.torch import load_file
-
-            best = load_file(str(best_file))
     ddp_model = accelerator.prepare(model)
     logger = RunLogger(run_dir, enabled=accelerator.is_main_process, total=total, start=state.global_step)
     logger.truncate_after(state.global_step)
@@ -190,21 +185,27 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
                 done = state.global_step >= total
                 evaluate = state.global_step % eval_every == 0 or epoch_end or done
                 if evaluate:
-                    best = _validate(accelerator, ddp_model, task, val, pad_id, bf16, cfg, state, logger, best,
-                                     ckpt_dir, callbacks, info["epoch"])
+                    _validate(accelerator, ddp_model, task, val, pad_id, bf16, cfg, state, logger, ckpt_dir,
+                              callbacks, info["epoch"])
                 if epoch_end:
                     state.epoch += 1
                     state.step_in_epoch = 0
                 # Checkpoint after every evaluation too, so best.safetensors never runs ahead of it.
                 if evaluate or state.global_step % cfg.save_steps == 0:
                     _save(accelerator, model, optimizer, scheduler, state, ckpt_dir)
+                    release_free_memory()
                 if done or state.stopped_early:
                     break
     finally:
         logger.close()
-    if best is not None:
-        model.load_state_dict(best, strict=False)
     accelerator.wait_for_everyone()
+    # The best weights live on disk only (not as a second copy in memory); every process
+    # reads them back from the shared output folder.
+    best_file = ckpt_dir / "best.safetensors"
+    if best_file.is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(best_file)), strict=False)
     return state
 
 
@@ -230,20 +231,21 @@ def _step(accelerator, model, task, train, share, global_size, cfg, pad_id, bf16
     return total / max(1, len(share))
 
 
-def _validate(accelerator, model, task, val, pad_id, bf16, cfg, state, logger, best, ckpt_dir, callbacks, epoch):
+def _validate(accelerator, model, task, val, pad_id, bf16, cfg, state, logger, ckpt_dir, callbacks, epoch):
     score = _evaluate(accelerator, model, task, val, pad_id, bf16)
     improved = state.best_score is None or (score > state.best_score if task.higher_is_better
                                             else score < state.best_score)
     if improved:
         state.best_score, state.best_step, state.bad_evals = score, state.global_step, 0
-        best = {k: v.clone() for k, v in trainable_state(accelerator.unwrap_model(model)).items()}
         if accelerator.is_main_process:
             from safetensors.torch import save_file
 
             ckpt_dir.mkdir(parents=True, exist_ok=True)
+            best = trainable_state(accelerator.unwrap_model(model))
             tmp = ckpt_dir / ".best.tmp"
             save_file({k: v.contiguous() for k, v in best.items()}, str(tmp))
             tmp.replace(ckpt_dir / "best.safetensors")
+        accelerator.wait_for_everyone()
     else:
         state.bad_evals += 1
         if cfg.early_stopping_patience and state.bad_evals >= cfg.early_stopping_patience:
@@ -254,7 +256,6 @@ def _validate(accelerator, model, task, val, pad_id, bf16, cfg, state, logger, b
     logger.eval(record)
     for cb in callbacks:
         cb("eval", state, record)
-    return best
 
 
 def _save(accelerator, model, optimizer, scheduler, state, ckpt_dir):
