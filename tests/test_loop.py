@@ -64,3 +64,24 @@ def test_early_stopping_keeps_the_best_weights(tmp_path, tiny_model, intents_csv
     assert state.best_score == pytest.approx(max(scores))
     # the manifest records the step whose weights were kept
     assert result.manifest["training"]["best_step"] == state.best_step <= state.global_step
+
+
+def test_token_budget_splits_long_batches_without_changing_the_update(tmp_path, tiny_model, intents_csv):
+    _, whole = _train(tmp_path, "whole", tiny_model, intents_csv, **{"training.max_batch_tokens": 0})
+    _, split = _train(tmp_path, "split", tiny_model, intents_csv, **{"training.max_batch_tokens": 12})
+    for key in whole:
+        assert (whole[key] - split[key]).abs().max() < 1e-5, key
+
+
+def test_micro_batches_respect_the_token_budget():
+    from domainfit.training.loop import _inference_batches, _micro_batches
+
+    lengths = [10] * 8 + [100] * 8
+    assert _micro_batches(list(range(8)), lengths, 1, 1024) == [list(range(8))]
+    long_pieces = _micro_batches(list(range(8, 16)), lengths, 1, 256)
+    assert all(len(p) * 100 <= 256 for p in long_pieces) and sum(map(len, long_pieces)) == 8
+    assert len(_micro_batches(list(range(8)), lengths, 4, 0)) == 4
+    order = sorted(range(16), key=lambda i: lengths[i])
+    batches = list(_inference_batches(order, lengths, batch_size=6, max_tokens=300))
+    assert [i for b in batches for i in b] == order
+    assert all(len(b) <= 6 and len(b) * max(lengths[i] for i in b) <= 300 for b in batches)

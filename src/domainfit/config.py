@@ -56,6 +56,8 @@ class TrainingConfig:
     head_learning_rate: float = _f(2e-3, "Peak learning rate of the new task head.")
     batch_size: int = _f(32, "Examples per optimizer step, over all processes and accumulation steps.")
     grad_accumulation: int = _f(1, "Split each batch into this many micro-batches (saves memory).")
+    max_batch_tokens: int = _f(1024, "Split a batch whose padded size exceeds this many tokens into "
+                                     "micro-batches (same update, less peak memory); 0: never.")
     warmup_ratio: float = _f(0.06, "Share of all steps spent warming the learning rate up from 0.")
     weight_decay: float = _f(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
     max_length: int = _f(128, "Texts are truncated to this many tokens.")
@@ -79,6 +81,8 @@ class TrainingConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"training.{name} must be positive, got {value}.")
+        if self.max_batch_tokens < 0:
+            raise ConfigError(f"training.max_batch_tokens must be 0 or more, got {self.max_batch_tokens}.")
         if self.batch_size % self.grad_accumulation:
             raise ConfigError("training.batch_size must be a multiple of training.grad_accumulation.")
         if not 0 <= self.warmup_ratio < 1:
