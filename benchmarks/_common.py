@@ -60,5 +60,8 @@ def upsert_results_row(section: str, key: str, header: str, row: str) -> None:
     head, _, rest = text.partition(title)
     body, sep, tail = rest.partition("\n## ")
     lines = [ln for ln in body.rstrip("\n").split("\n") if not ln.startswith(key)]
-    body = "\n".join(lines) + "\n" + row + "\n"
+    # The row goes right after the table's last row, before any notes below the table.
+    last_row = max((i for i, ln in enumerate(lines) if ln.startswith("|")), default=len(lines) - 1)
+    lines.insert(last_row + 1, row)
+    body = "\n".join(lines) + "\n"
     RESULTS_MD.write_text(head + title + body + (("\n## " + tail) if sep else ""), encoding="utf-8")

@@ -155,7 +155,8 @@ def run_domainfit(args) -> dict:
         examples = sum(32 for _ in range(result.state.global_step))
         manifest = result.manifest
     acc = sum(p == g for p, g in zip(preds, test_labels)) / len(test_labels)
-    return {"system": f"domainfit defaults ({manifest['training']['precision']})", "wall_s": wall,
+    name = f"domainfit --precision {args.precision}" if args.precision else "domainfit defaults"
+    return {"system": f"{name} ({manifest['training']['precision']})", "wall_s": wall,
             "examples_per_s": examples / wall, "time_to_92_s": clock.time_to_target, "accuracy": acc,
             "macro_f1": _macro_f1(test_labels, preds), "peak_rss_mb": peak_rss_mb(), "curve": clock.curve,
             "steps": result.state.global_step, "best_step": result.state.best_step,
