@@ -154,6 +154,7 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
         The final :class:`TrainState` (``best_score``, ``history``...).
     """
     rank, world = accelerator.process_index, accelerator.num_processes
+    lengths = [len(x) for x in train.input_ids]  # once: the batch order and the token budget both use it
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
     eval_every = max(1, round(cfg.eval_every_epochs * steps_per_epoch))
@@ -175,12 +176,12 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
     ddp_model.train()
     try:
         while state.global_step < total and not state.stopped_early:
-            batches = batch_order([len(x) for x in train.input_ids], cfg.batch_size, cfg.seed, state.epoch,
+            batches = batch_order(lengths, cfg.batch_size, cfg.seed, state.epoch,
                                   cfg.group_by_length)
             for batch in batches[state.step_in_epoch:]:
                 t0 = time.perf_counter()
-                loss = _step(accelerator, ddp_model, task, train, batch[rank::world], len(batch), cfg, pad_id, bf16,
-                             world)
+                loss = _step(accelerator, ddp_model, task, train, lengths, batch[rank::world], len(batch), cfg, pad_id,
+                             bf16, world)
                 if cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(ddp_model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
@@ -221,14 +222,14 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
     return state
 
 
-def _step(accelerator, model, task, train, share, global_size, cfg, pad_id, bf16, world) -> float:
+def _step(accelerator, model, task, train, lengths, share, global_size, cfg, pad_id, bf16, world) -> float:
     """Forward/backward over this process's share of one global batch; returns the mean loss."""
     weight = 1.0
     if not share:
         # A last batch smaller than the number of processes leaves this one without examples,
         # but DDP needs every process in the gradient all-reduce: run one example, weighted 0.
         share, weight = [0], 0.0
-    pieces = _micro_batches(share, [len(x) for x in train.input_ids], cfg.grad_accumulation, cfg.max_batch_tokens)
+    pieces = _micro_batches(share, lengths, cfg.grad_accumulation, cfg.max_batch_tokens)
     total = 0.0
     for n, piece in enumerate(pieces):
         batch = {k: v.to(accelerator.device) for k, v in collate(train, piece, pad_id).items()}
