@@ -108,6 +108,7 @@ def write_artifact(dest: Path, *, model: torch.nn.Module, tokenizer: Any, manife
 def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Module:
     """Rebuild the DomainModel of an artifact (eval mode, CPU). No pickle, no network."""
     from .methods import get_method
+    from .methods.registry import MethodContext
     from .modeling import DomainModel, build_encoder
     from .models import resolve_model, weights_sha256
 
@@ -128,7 +129,8 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
         encoder = build_encoder(str(base.path))
     model = DomainModel(encoder, head["num_outputs"], pooling=head["pooling"])
     if not method.saves_base:
-        model = method.apply(model, settings)
+        ctx = MethodContext(total_steps=None, model_type=encoder.config.model_type, training=False)
+        model = method.apply(model, settings, ctx)
     state = load_file(str(path / manifest["weights"]))
     result = model.load_state_dict(state, strict=method.saves_base)
     if result.unexpected_keys:

@@ -26,7 +26,7 @@ from .methods.registry import trainable_state
 from .models import resolve_model, weights_sha256
 from .tasks import get_task
 from .training.checkpoint import atomic_write_text
-from .training.loop import TrainState, fit
+from .training.loop import TrainState, count_steps, fit
 from .training.memory import release_free_memory
 from .ui import escape, say
 
@@ -121,7 +121,9 @@ def _signature(cfg: RunConfig, fingerprints: list[str]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _build_model(cfg: RunConfig, base_path: str, task, labels, train_targets, method, settings):
+def _build_model(cfg: RunConfig, base_path: str, task, labels, train_targets, method, settings,
+                 total_steps: int | None = None):
+    from .methods.registry import MethodContext
     from .modeling import DomainModel, build_encoder
 
     torch.manual_seed(cfg.training.seed)
@@ -132,7 +134,8 @@ def _build_model(cfg: RunConfig, base_path: str, task, labels, train_targets, me
         values = torch.tensor([float(t) for t in train_targets])
         model.output_shift.fill_(float(values.mean()))
         model.output_scale.fill_(float(values.std().clamp_min(1e-6)) if len(values) > 1 else 1.0)
-    model = method.apply(model, settings)
+    ctx = MethodContext(total_steps=total_steps, model_type=encoder.config.model_type, training=True)
+    model = method.apply(model, settings, ctx)
     if cfg.training.freeze_embeddings:
         embeddings = model.encoder.get_input_embeddings()
         embeddings.weight.requires_grad_(False)
@@ -174,6 +177,10 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
     method = get_method(cfg.method.name)
     method_settings = method.parse(cfg.method.options)
     base = resolve_model(cfg.model)
+    if method.check is not None:
+        from transformers import AutoConfig
+
+        method.check(method_settings, AutoConfig.from_pretrained(str(base.path)))
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
     train_ds, val_ds, eval_ds = _load_data(cfg, task.name, tokenizer, train_data, eval_data, validation_data)
@@ -241,8 +248,9 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     resuming = _start_output(p, out, resume, overwrite, accelerator)
 
+    total_steps = count_steps(len(p.train_ex), cfg.training)
     model = _build_model(cfg, str(p.base.path), p.task, p.labels, [e.label for e in p.train_ex], p.method,
-                         p.method_settings)
+                         p.method_settings, total_steps)
     lr = cfg.training.learning_rate or p.method.learning_rate
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     total = sum(t.numel() for t in model.parameters())
@@ -256,7 +264,7 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
     state = fit(model, p.task, _encode(p.tokenizer, p.task, p.train_ex, p.labels, max_len),
                 _encode(p.tokenizer, p.task, p.val_ex, p.labels, max_len), cfg.training, lr=lr,
                 pad_id=p.tokenizer.pad_token_id, bf16=bf16, run_dir=out, accelerator=accelerator,
-                resume=resuming, callbacks=callbacks)
+                resume=resuming, callbacks=callbacks, step_hooks=_step_hooks(p.method, p.method_settings))
     manifest = {
         "task": p.task.name, "labels": p.labels,
         "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file)},
@@ -279,6 +287,12 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
     metrics = _finish(p, model, manifest, out) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     return TrainResult(out, manifest, state, metrics, model)
+
+
+def _step_hooks(method, settings) -> list:
+    if method.on_step is None:
+        return []
+    return [lambda model, step: method.on_step(model, settings, step)]
 
 
 def _finish(p: _Prepared, model, manifest: dict, out: Path) -> dict:

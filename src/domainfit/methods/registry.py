@@ -11,7 +11,22 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["Method", "METHODS", "register_method", "get_method", "trainable_state"]
+__all__ = ["Method", "MethodContext", "METHODS", "register_method", "get_method", "trainable_state"]
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method may need to know when it is applied.
+
+    Attributes:
+        total_steps: optimizer steps the run will take (None when an artifact is loaded).
+        model_type: the encoder's ``config.model_type`` (e.g. ``"bert"``).
+        training: True while training, False when an artifact is loaded for prediction.
+    """
+
+    total_steps: int | None = None
+    model_type: str = ""
+    training: bool = True
 
 
 @dataclass(frozen=True)
@@ -21,18 +36,28 @@ class Method:
     Attributes:
         name: what users write after ``--method``.
         settings: dataclass of the method's options (documented per field).
-        apply: ``apply(model, settings) -> model``; changes the encoder in place and leaves
+        apply: ``apply(model, settings, ctx) -> model``; changes the encoder in place and leaves
             ``requires_grad`` set on exactly what must train (the head always trains).
+            ``ctx`` is a :class:`MethodContext`.
         saves_base: True when the artifact stores the whole encoder; False when it stores only
             what was trained and refers to the base model by name and sha256.
         learning_rate: the method's default encoder learning rate (chosen by measurement).
+        check: optional ``check(settings, model_config)``, run before any data is loaded or
+            weights are read; raises :class:`ConfigError` for an impossible combination
+            (e.g. a model type the method cannot adapt), naming what is possible.
+        on_step: optional ``on_step(model, settings, global_step)``, called after every
+            optimizer step while the gradients still exist (AdaLoRA's rank allocation).
+        description: one line for ``--help`` and the docs.
     """
 
     name: str
     settings: type
-    apply: Callable[[nn.Module, Any], nn.Module]
+    apply: Callable[..., nn.Module]
     saves_base: bool
     learning_rate: float
+    check: Callable[[Any, Any], None] | None = None
+    on_step: Callable[[nn.Module, Any, int], None] | None = None
+    description: str = ""
 
     def parse(self, options: dict) -> Any:
         """Build the settings dataclass, rejecting unknown options with the known list."""

@@ -29,7 +29,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .logging import RunLogger
 from .memory import release_free_memory
 
-__all__ = ["TrainState", "fit", "make_optimizer", "predict_logits", "autocast"]
+__all__ = ["TrainState", "fit", "make_optimizer", "predict_logits", "autocast", "count_steps"]
 
 
 @dataclass
@@ -45,6 +45,11 @@ class TrainState:
     bad_evals: int = 0
     stopped_early: bool = False
     history: list[dict] = field(default_factory=list)
+
+
+def count_steps(n_examples: int, cfg: TrainingConfig) -> int:
+    """Optimizer steps a run of ``n_examples`` takes with ``cfg`` (one per global batch)."""
+    return max(1, math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size)))
 
 
 def autocast(bf16: bool, device: torch.device):
@@ -135,7 +140,8 @@ def _evaluate(accelerator, model, task: Task, val: Encoded, pad_id: int, bf16: b
 
 def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: TrainingConfig, *, lr: float,
         pad_id: int, bf16: bool, run_dir: Path, accelerator: Accelerator, resume: bool = True,
-        callbacks: list[Callable[[str, TrainState, dict], None]] | None = None) -> TrainState:
+        callbacks: list[Callable[[str, TrainState, dict], None]] | None = None,
+        step_hooks: list[Callable[[torch.nn.Module, int], None]] | None = None) -> TrainState:
     """Train ``model`` in place; at the end it holds the best validation weights.
 
     Args:
@@ -149,6 +155,8 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
         callbacks: called as ``cb(event, state, info)``: ``"start"`` (info holds the live
             ``model``), then ``"step"`` after every optimizer step and ``"eval"`` after every
             validation.
+        step_hooks: ``hook(model, global_step)`` after every optimizer step, before the
+            gradients are cleared (a method's ``on_step``).
 
     Returns:
         The final :class:`TrainState` (``best_score``, ``history``...).
@@ -156,7 +164,7 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
     rank, world = accelerator.process_index, accelerator.num_processes
     lengths = [len(x) for x in train.input_ids]  # once: the batch order and the token budget both use it
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total = count_steps(len(train), cfg)
     eval_every = max(1, round(cfg.eval_every_epochs * steps_per_epoch))
     optimizer = make_optimizer(model, cfg, lr)
     scheduler = _linear_schedule(optimizer, int(cfg.warmup_ratio * total), total)
@@ -186,8 +194,10 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
                     accelerator.clip_grad_norm_(ddp_model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
                 state.global_step += 1
+                for hook in step_hooks or ():
+                    hook(model, state.global_step)
+                optimizer.zero_grad(set_to_none=True)
                 state.step_in_epoch += 1
                 epoch_end = state.step_in_epoch >= len(batches)
                 info = {"loss": loss, "lr": scheduler.get_last_lr()[0], "examples": len(batch),

@@ -12,10 +12,11 @@ class FullSettings:
     """Full fine-tuning has no options of its own; see ``training.*``."""
 
 
-def apply_full(model, settings: FullSettings):
+def apply_full(model, settings: FullSettings, ctx=None):
     for p in model.parameters():
         p.requires_grad_(True)
     return model
 
 
-METHOD = register_method(Method("full", FullSettings, apply_full, saves_base=True, learning_rate=1.5e-4))
+METHOD = register_method(Method("full", FullSettings, apply_full, saves_base=True, learning_rate=1.5e-4,
+                                  description="every encoder weight trains"))

@@ -28,7 +28,7 @@ class LoraSettings:
     """Weight-decomposed LoRA (DoRA): slower, sometimes more accurate."""
 
 
-def apply_lora(model, settings: LoraSettings):
+def apply_lora(model, settings: LoraSettings, ctx=None):
     from peft import LoraConfig, get_peft_model
 
     if settings.r <= 0:
@@ -50,4 +50,5 @@ def apply_lora(model, settings: LoraSettings):
     return model
 
 
-METHOD = register_method(Method("lora", LoraSettings, apply_lora, saves_base=False, learning_rate=1e-3))
+METHOD = register_method(Method("lora", LoraSettings, apply_lora, saves_base=False, learning_rate=1e-3,
+                                  description="low-rank updates of the linear layers (peft)"))
