@@ -55,8 +55,15 @@ class DomainModel(nn.Module):
         self.register_buffer("output_shift", torch.zeros(num_outputs))
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        """Pooled text vectors, shape ``(batch, hidden)``."""
+        """Pooled text vectors, shape ``(batch, hidden)``.
+
+        A prompt-tuned encoder returns ``virtual + seq`` positions, its learned virtual tokens
+        first; only the ``seq`` real tokens are pooled (``cls`` takes the first real token).
+        """
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        virtual = hidden.shape[1] - attention_mask.shape[1]
+        if virtual > 0:
+            hidden = hidden[:, virtual:]
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
