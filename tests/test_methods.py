@@ -279,3 +279,36 @@ def test_check_rejects_impossible_options(tiny_model, method, options, hint):
 def test_unknown_option_lists_the_known_ones():
     with pytest.raises(ConfigError, match="known: .*num_virtual_tokens.*prefix_projection"):
         get_method("prefix").parse({"virtual_tokens": 8})
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["fewshot", "adapter", "bitfit", "ia3", "prefix", "prompt", "lora", "adalora"])
+def test_interrupted_run_resumes_to_the_same_model(tmp_path, tiny_model, method):
+    """A run that dies after a checkpoint and is started again ends with the same weights as
+    one that was never interrupted (AdaLoRA: it resumes and finishes; its importance scores
+    are not checkpointed, so the pruning after a resume can differ)."""
+    data = _write_data(tmp_path, "classification")
+    settings = fast_settings(**{"data.train": str(data), "method.name": method, "training.epochs": 3,
+                                "training.save_steps": 4, "training.eval_every_epochs": 0.5,
+                                **{f"method.options.{k}": v for k, v in OPTIONS.get(method, {}).items()}})
+
+    def crash(event, state, info):
+        if event == "step" and state.global_step == 7:
+            raise _Crash
+
+    reference = domainfit.train(output=str(tmp_path / "ref"), model=str(tiny_model), **settings)
+    out = tmp_path / "run"
+    with pytest.raises(_Crash):
+        domainfit.train(output=str(out), model=str(tiny_model), callbacks=[crash], **settings)
+    assert (out / "checkpoints").exists() and not (out / "domainfit.json").exists()
+    resumed = domainfit.train(output=str(out), model=str(tiny_model), **settings)
+    assert resumed.state.global_step == reference.state.global_step
+    if method == "adalora":
+        return
+    ref, got = trainable_state(reference.model), trainable_state(resumed.model)
+    assert ref.keys() == got.keys()
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], rtol=0, atol=1e-6, msg=key)

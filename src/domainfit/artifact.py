@@ -114,10 +114,15 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
 
     path = Path(path)
     manifest = manifest or read_manifest(path)
+    if manifest["model"].get("kind") == "lm-label-scorer":
+        from .methods.zeroshot.lm import load_lm_scorer
+
+        return load_lm_scorer(manifest)
     method = get_method(manifest["method"]["name"])
     settings = method.parse(manifest["method"].get("options", {}))
     head = manifest["model"]
-    if method.saves_base:
+    whole = manifest["weights"] == "model.safetensors"  # e.g. a self-trained zero-shot model stores it all
+    if whole:
         encoder = build_encoder(str(path), from_config=True)
     else:
         base = resolve_model(manifest["base_model"]["name"])
@@ -127,12 +132,12 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
             warnings.warn(f"base model {base.name} differs from the one this adapter was trained on "
                           f"(sha256 {actual[:12]} != {expected[:12]}); predictions may differ.", stacklevel=2)
         encoder = build_encoder(str(base.path))
-    model = DomainModel(encoder, head["num_outputs"], pooling=head["pooling"])
-    if not method.saves_base:
+    model = DomainModel(encoder, head["num_outputs"], pooling=head["pooling"], normalize=head.get("normalize", False))
+    if not whole:
         ctx = MethodContext(total_steps=None, model_type=encoder.config.model_type, training=False)
         model = method.apply(model, settings, ctx)
     state = load_file(str(path / manifest["weights"]))
-    result = model.load_state_dict(state, strict=method.saves_base)
+    result = model.load_state_dict(state, strict=whole)
     if result.unexpected_keys:
         raise DomainfitError(f"{path}: weights do not match the model ({result.unexpected_keys[:3]}).")
     return model.eval()

@@ -48,7 +48,9 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
         _DEBUG["on"] = True
 
 
-@app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora")
+@app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora\n\n"
+             "domainfit train --data train.csv --shots 8 --method fewshot --output my-model\n\n"
+             "domainfit train --method zeroshot --labels labels.csv --output my-model")
 def train(
     data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV, TSV, JSONL, Parquet)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Artifact folder to write."),
@@ -56,7 +58,16 @@ def train(
     validation_data: Optional[str] = typer.Option(None, "--validation-data",
                                                   help="Validation file for early stopping (default: split of --data)."),
     task: Optional[str] = typer.Option(None, "--task", help="classification | multilabel | regression."),
-    method: Optional[str] = typer.Option(None, "--method", help="full | lora."),
+    method: Optional[str] = typer.Option(None, "--method", help="auto | full | lora | adalora | ia3 | prefix | prompt "
+                                         "| adapter | bitfit | fewshot | zeroshot (docs/methods.md)."),
+    shots: Optional[int] = typer.Option(None, "--shots", help="Train on K examples per class sampled from --data "
+                                        "(seeded by --seed)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="zeroshot: label file (CSV label[,description], "
+                                         "or a YAML/JSON list)."),
+    unlabelled_data: Optional[str] = typer.Option(None, "--unlabelled-data",
+                                                  help="zeroshot: texts without labels to self-train on."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes",
+                                                   help="auto: training-time budget for choosing full or lora."),
     model: Optional[str] = typer.Option(None, "--model", help="'default', a local model folder or a hub id."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML run configuration."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set training.epochs=3 (repeatable)."),
@@ -70,14 +81,15 @@ def train(
     resume: str = typer.Option("auto", "--resume", help="auto: continue an unfinished run; never: refuse."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace what the output folder holds."),
 ) -> None:
-    """Train a model on a labelled file and save it as an artifact folder."""
+    """Train a model on a labelled file (or, with zeroshot, a label list) and save it as an artifact folder."""
     from . import pipeline
 
     settings = {"data.train": data, "output": output, "data.eval": eval_data, "data.validation": validation_data,
                 "task": task, "method.name": method, "model": model, "data.text_column": text_column,
                 "data.label_column": label_column, "data.text_pair_column": text_pair_column,
                 "data.on_bad_rows": on_bad_rows, "training.precision": precision,
-                "training.save_steps": save_steps, "training.seed": seed}
+                "training.save_steps": save_steps, "training.seed": seed, "data.shots": shots,
+                "data.labels": labels, "data.unlabelled": unlabelled_data, "method.budget_minutes": budget_minutes}
     result = pipeline.train(str(config) if config else None, overrides=list(set_), resume=resume,
                             overwrite=overwrite, **settings)
     say(f"[green]Saved[/] {escape(str(result.path))}")

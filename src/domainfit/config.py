@@ -39,8 +39,15 @@ class DataConfig:
     text_pair_column: str | None = _f(None, "Optional column holding a second text.")
     val_fraction: float = _f(0.1, "Share of train held out for validation when no validation file is given.")
     on_bad_rows: str = _f("error", "'error': stop with every problem listed; 'skip': leave bad rows out.")
+    shots: int | None = _f(None, "Train on at most this many examples per class, sampled from train with "
+                                 "training.seed (few-shot).")
+    labels: str | None = _f(None, "Label file for zeroshot: CSV with a label column and an optional "
+                                  "description column, or a YAML/JSON list.")
+    unlabelled: str | None = _f(None, "Texts without labels for zeroshot self-training (uses the text column).")
 
     def check(self) -> None:
+        if self.shots is not None and self.shots < 1:
+            raise ConfigError(f"data.shots must be at least 1, got {self.shots}.")
         if not 0.0 < self.val_fraction < 0.5:
             raise ConfigError(f"data.val_fraction must be in (0, 0.5), got {self.val_fraction}.")
         if self.on_bad_rows not in ("error", "skip"):
@@ -68,7 +75,8 @@ class TrainingConfig:
     group_by_length: bool = _f(True, "Batch texts of similar length together (less padding, faster).")
     freeze_embeddings: bool = _f(True, "Keep the word-embedding matrix fixed (faster, less memory).")
     dropout: float | None = _f(None, "Dropout of the encoder and the head; None keeps the encoder's own and uses 0.1 in the head.")
-    label_smoothing: float = _f(0.1, "Label smoothing for single-label classification.")
+    label_smoothing: float | None = _f(None, "Label smoothing for single-label classification; None uses the "
+                                             "method's default (0.1; fewshot 0).")
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")
     pooling: str = _f("mean", "How token vectors become one text vector: 'mean' or 'cls'.")
@@ -93,7 +101,7 @@ class TrainingConfig:
             raise ConfigError(f"training.pooling must be 'mean' or 'cls', got {self.pooling!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"training.dropout must be in [0, 1), got {self.dropout}.")
-        if not 0 <= self.label_smoothing < 1:
+        if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"training.label_smoothing must be in [0, 1), got {self.label_smoothing}.")
         for name in ("early_stopping_patience", "weight_decay", "max_grad_norm"):
             if getattr(self, name) < 0:
@@ -104,8 +112,15 @@ class TrainingConfig:
 class MethodConfig:
     """How the pretrained model is adapted; ``options`` are the method's own settings."""
 
-    name: str = _f("full", "Adaptation method: full or lora.")
+    name: str = _f("full", "Adaptation method: auto, full, lora, adalora, ia3, prefix, prompt, adapter, bitfit, "
+                           "fewshot or zeroshot (see docs/methods.md).")
     options: dict = _f({}, "Method settings, e.g. r, alpha, dropout, target_modules for lora.")
+    budget_minutes: float | None = _f(None, "Training-time budget that auto uses to choose between full and "
+                                            "lora (None: no limit).")
+
+    def check(self) -> None:
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise ConfigError(f"method.budget_minutes must be positive, got {self.budget_minutes}.")
 
 
 @dataclass
@@ -126,6 +141,7 @@ class RunConfig:
             raise ConfigError(f"Unknown task {self.task!r}; choose one of: {', '.join(TASKS)}.")
         self.data.check()
         self.training.check()
+        self.method.check()
         return self
 
     def to_dict(self) -> dict:

@@ -41,8 +41,11 @@ class Predictor:
 
     def scores(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> torch.Tensor:
         """User-facing scores per text: probabilities ``(n, labels)`` or values ``(n,)``."""
-        encoded = encode_texts(self.tokenizer, list(texts), pairs, self.max_length)
-        logits = predict_logits(self.model, encoded, self.tokenizer.pad_token_id, batch_size)
+        if hasattr(self.model, "text_logits"):  # reads raw text (the zeroshot LM backend)
+            logits = self.model.text_logits(list(texts), pairs)
+        else:
+            encoded = encode_texts(self.tokenizer, list(texts), pairs, self.max_length)
+            logits = predict_logits(self.model, encoded, self.tokenizer.pad_token_id, batch_size)
         return self.task.probabilities(logits) if len(texts) else torch.empty(0)
 
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, top_k: int = 3,

@@ -38,15 +38,19 @@ class DomainModel(nn.Module):
         num_outputs: size of the head's output.
         pooling: ``"mean"`` or ``"cls"``.
         head_dropout: dropout before the head.
+        normalize: L2-normalise the pooled vector before the head (a cosine classifier: the
+            head's rows act as class prototypes; used by fewshot and zeroshot).
 
     Shapes:
         ``input_ids``, ``attention_mask``: ``(batch, seq)`` → logits ``(batch, num_outputs)``.
     """
 
-    def __init__(self, encoder: nn.Module, num_outputs: int, pooling: str = "mean", head_dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, num_outputs: int, pooling: str = "mean", head_dropout: float = 0.1,
+                 normalize: bool = False):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.normalize = normalize
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(hidden, num_outputs)
@@ -71,4 +75,6 @@ class DomainModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         pooled = self.embed(input_ids, attention_mask, **extra)
+        if self.normalize:
+            pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return self.head(self.dropout(pooled)) * self.output_scale + self.output_shift

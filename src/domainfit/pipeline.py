@@ -95,7 +95,8 @@ def _load_data(cfg: RunConfig, task_name: str, tokenizer, train_data, eval_data,
                   max_length=cfg.training.max_length)
     source = train_data if train_data is not None else cfg.data.train
     if source is None:
-        raise ConfigError("No training data: pass --data FILE (or data.train in the config).")
+        raise ConfigError("No training data: pass --data FILE (or data.train in the config); without labelled "
+                          "examples, use --method zeroshot --labels FILE.")
     train_ds = load_dataset(source, **common)
     val_source = validation_data if validation_data is not None else cfg.data.validation
     val_ds = load_dataset(val_source, **common) if val_source is not None else None
@@ -105,9 +106,11 @@ def _load_data(cfg: RunConfig, task_name: str, tokenizer, train_data, eval_data,
     return train_ds, val_ds, eval_ds
 
 
-def _split(cfg: RunConfig, task, train_ds: Dataset, val_ds: Dataset | None):
+def _split(cfg: RunConfig, task, train_ds: Dataset, val_ds: Dataset | None, method):
     if val_ds is not None:
         return train_ds.examples, val_ds.examples
+    if not method.needs_validation:
+        return list(train_ds.examples), []  # a handful of examples: every one trains
     if task.stratify:
         problems = check_split_possible(train_ds.examples, cfg.data.val_fraction, file=train_ds.source,
                                         column=cfg.data.label_column)
@@ -129,7 +132,8 @@ def _build_model(cfg: RunConfig, base_path: str, task, labels, train_targets, me
     torch.manual_seed(cfg.training.seed)
     encoder = build_encoder(base_path, dropout=cfg.training.dropout)
     head_dropout = 0.1 if cfg.training.dropout is None else cfg.training.dropout
-    model = DomainModel(encoder, task.num_outputs(labels), pooling=cfg.training.pooling, head_dropout=head_dropout)
+    model = DomainModel(encoder, task.num_outputs(labels), pooling=cfg.training.pooling, head_dropout=head_dropout,
+                        normalize=method.normalize)
     if task.name == "regression":
         values = torch.tensor([float(t) for t in train_targets])
         model.output_shift.fill_(float(values.mean()))
@@ -165,6 +169,7 @@ class _Prepared:
     labels: list[str]
     warnings: list[str]
     signature: str
+    auto_choice: Any = None
 
 
 def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepared:
@@ -174,28 +179,71 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
     if not cfg.output:
         raise ConfigError("No output folder: pass --output DIR.")
     task = get_task(cfg.task)
-    method = get_method(cfg.method.name)
-    method_settings = method.parse(cfg.method.options)
+    auto = cfg.method.name == "auto"
+    if not auto:
+        method = get_method(cfg.method.name)
+        method_settings = method.parse(cfg.method.options)
     base = resolve_model(cfg.model)
-    if method.check is not None:
-        from transformers import AutoConfig
-
-        method.check(method_settings, AutoConfig.from_pretrained(str(base.path)))
+    if not auto:
+        _check_method(method, method_settings, base)
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
     train_ds, val_ds, eval_ds = _load_data(cfg, task.name, tokenizer, train_data, eval_data, validation_data)
-    train_ex, val_ex = _split(cfg, task, train_ds, val_ds)
+    extra_warnings = []
+    if cfg.data.shots:
+        extra_warnings = _take_shots(train_ds, cfg.data.shots, cfg.training.seed, task)
+    auto_choice = None
+    if auto:
+        from .auto import choose_method
+
+        auto_choice = choose_method(cfg, task, train_ds.examples, base)
+        say(f"auto: [bold]{auto_choice.method}[/]: {escape(auto_choice.reason)}")
+        cfg.method.name = auto_choice.method
+        if auto_choice.epochs is not None:
+            cfg.training.epochs = auto_choice.epochs
+        method = get_method(cfg.method.name)
+        method_settings = method.parse(cfg.method.options)
+        _check_method(method, method_settings, base)
+    if cfg.training.label_smoothing is None:
+        cfg.training.label_smoothing = method.label_smoothing
+    train_ex, val_ex = _split(cfg, task, train_ds, val_ds, method)
     labels = task.label_list([e.label for e in train_ex])
     if task.name in ("classification", "multilabel") and len(labels) < 2:
         reason = "the training data has only one class after the split; at least 2 are needed"
         raise DataError([Problem(train_ds.source, None, cfg.data.label_column, reason)])
     datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
-    warnings = [w for d in datasets.values() for w in d.warnings]
+    warnings = extra_warnings + [w for d in datasets.values() for w in d.warnings]
     if eval_ds is not None:
         warnings += [str(u) for u in check_eval_labels(labels, eval_ds)]
     signature = _signature(cfg, [d.fingerprint for d in datasets.values()])
     return _Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
-                     warnings, signature)
+                     warnings, signature, auto_choice)
+
+
+def _check_method(method, settings, base) -> None:
+    """The method's pre-flight check against the base model's config (no weights read)."""
+    if method.check is not None:
+        from transformers import AutoConfig
+
+        method.check(settings, AutoConfig.from_pretrained(str(base.path)))
+
+
+def _take_shots(train_ds: Dataset, shots: int, seed: int, task) -> list[str]:
+    """Keep ``shots`` examples per class (seeded); say which classes have fewer."""
+    from collections import Counter
+
+    from .data import sample_few_shot
+    from .data._labels import class_key
+
+    if not task.stratify:
+        raise ConfigError(f"data.shots samples examples per class; the {task.name} task has no classes.")
+    counts = Counter(class_key(e.label) for e in train_ds.examples)
+    short = sorted((n, c) for c, n in counts.items() if n < shots)
+    train_ds.examples = sample_few_shot(train_ds.examples, shots, seed)
+    if not short:
+        return []
+    listed = ", ".join(f"{c} ({n})" for n, c in short[:10]) + (" ..." if len(short) > 10 else "")
+    return [f"--shots {shots} is more than {len(short)} class(es) have; all of their examples are used: {listed}"]
 
 
 def _start_output(p: _Prepared, out: Path, resume: str, overwrite: bool, accelerator) -> bool:
@@ -243,18 +291,35 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
         cfg = load_config(None, overrides, **{**_flatten(config.to_dict()), **settings})
     else:
         cfg = load_config(config, overrides, **settings)
+    if cfg.method.name == "zeroshot" or (cfg.method.name == "auto" and train_data is None and cfg.data.train is None
+                                         and cfg.data.labels is not None):
+        if cfg.method.name == "auto":
+            say("auto: [bold]zeroshot[/]: no training data, a label file")
+            cfg.method.name = "zeroshot"
+        from .zeroshot import train_zeroshot
+
+        return train_zeroshot(cfg, eval_data=eval_data, resume=resume, overwrite=overwrite, callbacks=callbacks)
     p = _prepare(cfg, train_data, eval_data, validation_data)
     out = Path(cfg.output)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     resuming = _start_output(p, out, resume, overwrite, accelerator)
 
-    total_steps = count_steps(len(p.train_ex), cfg.training)
+    lr = cfg.training.learning_rate or p.method.learning_rate
+    bf16 = resolve_precision(cfg.training.precision, accelerator.device)
+    extra = len(p.labels) if p.method.before_fit is not None else 0  # room for examples the hook may add
+    total_steps = count_steps(len(p.train_ex) + extra, cfg.training)
     model = _build_model(cfg, str(p.base.path), p.task, p.labels, [e.label for e in p.train_ex], p.method,
                          p.method_settings, total_steps)
-    lr = cfg.training.learning_rate or p.method.learning_rate
+    given = len(p.train_ex)
+    if p.method.before_fit is not None:
+        from .methods.registry import FitContext
+
+        p.train_ex = list(p.train_ex)
+        p.method.before_fit(FitContext(model, p.method_settings, p.task, p.labels, p.train_ex, p.tokenizer,
+                                       cfg.training.max_length, p.tokenizer.pad_token_id, bf16, lr,
+                                       cfg.training.seed, resuming))
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     total = sum(t.numel() for t in model.parameters())
-    bf16 = resolve_precision(cfg.training.precision, accelerator.device)
     say(f"{'Resuming' if resuming else 'Training'} [bold]{cfg.task}[/] with method [bold]{p.method.name}[/] on "
         f"{p.base.name}: {len(p.train_ex)} train / {len(p.val_ex)} validation examples, {len(p.labels) or 1} "
         f"outputs, {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%), "
@@ -269,9 +334,9 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
         "task": p.task.name, "labels": p.labels,
         "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file)},
         "method": {"name": p.method.name, "options": cfg.method.options, "trainable_parameters": trainable,
-                   "total_parameters": total, "learning_rate": lr},
+                   "total_parameters": total, "trainable_share": round(trainable / total, 6), "learning_rate": lr},
         "model": {"num_outputs": p.task.num_outputs(p.labels), "pooling": cfg.training.pooling,
-                  "max_length": max_len},
+                  "max_length": max_len, "normalize": p.method.normalize},
         "config": cfg.to_dict(),
         "training": {"steps": state.global_step, "best_step": state.best_step,
                      f"best_val_{p.task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
@@ -279,11 +344,16 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
                      "seconds_this_session": round(time.perf_counter() - started, 1), "history": state.history},
         "data": {name: {"source": d.source, "sha256": d.fingerprint, "rows": len(d), "skipped": len(d.skipped)}
                  for name, d in p.datasets.items()},
-        "split": {"train_rows": len(p.train_ex), "validation_rows": len(p.val_ex),
+        "split": {"train_rows": given, "added_by_method": len(p.train_ex) - given, "validation_rows": len(p.val_ex),
                   "validation_from": "file" if "validation" in p.datasets
-                  else f"train ({cfg.data.val_fraction:.0%}, seeded)"},
+                  else f"train ({cfg.data.val_fraction:.0%}, seeded)" if p.val_ex
+                  else "none: every example trains, no early stopping"},
         "warnings": p.warnings,
     }
+    if cfg.data.shots:
+        manifest["split"]["shots"] = cfg.data.shots
+    if p.auto_choice is not None:
+        manifest["method"]["auto"] = {"chose": p.auto_choice.method, "reason": p.auto_choice.reason}
     metrics = _finish(p, model, manifest, out) if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     return TrainResult(out, manifest, state, metrics, model)
@@ -302,16 +372,16 @@ def _finish(p: _Prepared, model, manifest: dict, out: Path) -> dict:
     name = "eval" if eval_ds is not None else "validation"
     release_free_memory()  # the optimizer is gone: hand its memory back before scoring and saving
     model.eval()
-    scored = _score(model, p.tokenizer, p.task, p.labels, examples, p.cfg.training.max_length)
-    manifest["metrics"] = {name: _headline(scored[0])}
+    scored = _score(model, p.tokenizer, p.task, p.labels, examples, p.cfg.training.max_length) if examples else None
+    manifest["metrics"] = {name: _headline(scored[0])} if scored else {}
+    report = (lambda folder: _write_report(folder, p.task, examples, p.labels, scored, f"Evaluation on {name} data")) \
+        if scored else None
     state_dict = model.state_dict() if p.method.saves_base else trainable_state(model)
     write_artifact(out, model=model, tokenizer=p.tokenizer, manifest=manifest, state=state_dict,
-                   saves_base=p.method.saves_base,
-                   report_writer=lambda folder: _write_report(folder, p.task, examples, p.labels, scored,
-                                                              f"Evaluation on {name} data"))
+                   saves_base=p.method.saves_base, report_writer=report)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / "run.json").unlink(missing_ok=True)
-    return scored[0]
+    return scored[0] if scored else None
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -328,8 +398,12 @@ def _score(model, tokenizer, task, labels, examples, max_len):
     """Predictions and metrics for labelled examples (in the user's terms)."""
     from .training.loop import predict_logits
 
-    enc = _encode(tokenizer, task, examples, labels, max_len)
-    scores = task.probabilities(predict_logits(model, enc, tokenizer.pad_token_id))
+    if hasattr(model, "text_logits"):  # a model that reads raw text (the zeroshot LM backend)
+        logits = model.text_logits([e.text for e in examples],
+                                   [e.text_pair or "" for e in examples] if any(e.text_pair for e in examples) else None)
+    else:
+        logits = predict_logits(model, _encode(tokenizer, task, examples, labels, max_len), tokenizer.pad_token_id)
+    scores = task.probabilities(logits)
     preds = task.decode(scores, labels)
     targets = [e.label for e in examples]
     metrics = task.metrics(targets, preds, scores.numpy() if task.name != "regression" else None, labels)

@@ -7,7 +7,7 @@ import os
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["console", "say", "escape"]
+__all__ = ["console", "say", "escape", "track"]
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -17,3 +17,15 @@ def say(message: str) -> None:
     distributed run speaks."""
     if os.environ.get("RANK", "0") == "0":
         console.print(message)
+
+
+def track(items, description: str, total: int | None = None, min_items: int = 50):
+    """Iterate ``items`` with a rich progress bar on stderr (only for long loops, only on the
+    first process)."""
+    total = total if total is not None else len(items)
+    if total < min_items or os.environ.get("RANK", "0") != "0":
+        yield from items
+        return
+    from rich.progress import track as rich_track
+
+    yield from rich_track(items, description=description, total=total, console=console, transient=True)

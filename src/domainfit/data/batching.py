@@ -24,6 +24,8 @@ class Encoded:
 
 def encode_texts(tokenizer, texts: list[str], pairs: list[str] | None = None, max_length: int = 128) -> Encoded:
     """Tokenize without padding (padding happens per batch, to the batch's longest text)."""
+    if not texts:
+        return Encoded(input_ids=[])
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)
     types = enc.get("token_type_ids") if pairs is not None else None
     return Encoded(input_ids=list(enc["input_ids"]), token_type_ids=types)

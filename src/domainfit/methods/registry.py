@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["Method", "MethodContext", "METHODS", "register_method", "get_method", "trainable_state"]
+__all__ = ["Method", "MethodContext", "FitContext", "METHODS", "register_method", "get_method", "trainable_state"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,36 @@ class MethodContext:
     total_steps: int | None = None
     model_type: str = ""
     training: bool = True
+
+
+@dataclass
+class FitContext:
+    """What a method's ``before_fit`` hook sees, after the model is built and before the
+    training examples are encoded.
+
+    Attributes:
+        model: the DomainModel, method applied.
+        settings: the method's settings.
+        task: the Task. labels: the label list (the head's outputs, in order).
+        examples: the training examples; the hook may append to this list.
+        tokenizer, max_length, pad_id: how texts are encoded.
+        bf16: autocast to bfloat16. learning_rate: the run's encoder learning rate.
+        seed: the run's seed. resuming: True when the run continues from a checkpoint (the
+            checkpoint's weights replace whatever the hook trains).
+    """
+
+    model: nn.Module
+    settings: Any
+    task: Any
+    labels: list[str]
+    examples: list
+    tokenizer: Any
+    max_length: int
+    pad_id: int
+    bf16: bool
+    learning_rate: float
+    seed: int
+    resuming: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +78,12 @@ class Method:
         on_step: optional ``on_step(model, settings, global_step)``, called after every
             optimizer step while the gradients still exist (AdaLoRA's rank allocation).
         description: one line for ``--help`` and the docs.
+        normalize: the head reads L2-normalised text vectors (a cosine classifier).
+        label_smoothing: the method's default ``training.label_smoothing``.
+        needs_validation: False: without a validation file, train on every example (no split,
+            no early stopping) — for methods meant for a handful of examples.
+        before_fit: optional ``before_fit(ctx: FitContext)``: prepares the model (and may add
+            training examples) before the supervised loop starts.
     """
 
     name: str
@@ -58,6 +94,10 @@ class Method:
     check: Callable[[Any, Any], None] | None = None
     on_step: Callable[[nn.Module, Any, int], None] | None = None
     description: str = ""
+    normalize: bool = False
+    label_smoothing: float = 0.1
+    needs_validation: bool = True
+    before_fit: Callable[[FitContext], None] | None = None
 
     def parse(self, options: dict) -> Any:
         """Build the settings dataclass, rejecting unknown options with the known list."""
@@ -83,7 +123,7 @@ def get_method(name: str) -> Method:
     try:
         return METHODS[name]
     except KeyError:
-        raise ConfigError(f"Unknown method {name!r}; choose one of: {', '.join(METHODS)}.") from None
+        raise ConfigError(f"Unknown method {name!r}; choose one of: auto, {', '.join(METHODS)}.") from None
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -101,9 +101,10 @@ def _inference_batches(order: list[int], lengths: list[int], batch_size: int, ma
 
 @torch.no_grad()
 def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, bf16: bool = False,
-                   device: torch.device | None = None, max_tokens: int = 8192) -> torch.Tensor:
+                   device: torch.device | None = None, max_tokens: int = 8192, embeddings: bool = False) -> torch.Tensor:
     """Logits for every example of ``encoded`` in input order, length-sorted for speed, in
-    batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens."""
+    batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens.
+    ``embeddings=True`` returns the pooled text vectors (``model.embed``) instead."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -113,7 +114,7 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     for idx in _inference_batches(order, lengths, batch_size, max_tokens):
         batch = {k: v.to(device) for k, v in collate(encoded, idx, pad_id).items() if k != "targets"}
         with autocast(bf16, device):
-            chunks.append(model(**batch).float().cpu())
+            chunks.append((model.embed(**batch) if embeddings else model(**batch)).float().cpu())
     model.train(was_training)
     if not chunks:
         return torch.empty(0)
@@ -146,7 +147,8 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
 
     Args:
         model: a DomainModel with the method already applied.
-        train, val: encoded examples with ``targets``.
+        train, val: encoded examples with ``targets``; an empty ``val`` trains for the whole
+            schedule without evaluation and keeps the final weights.
         cfg: training settings. lr: encoder learning rate.
         pad_id: the tokenizer's padding id. bf16: autocast matmuls to bfloat16.
         run_dir: output folder; checkpoints go to ``run_dir/checkpoints``, logs to
@@ -206,7 +208,7 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
                 for cb in callbacks:
                     cb("step", state, info)
                 done = state.global_step >= total
-                evaluate = state.global_step % eval_every == 0 or epoch_end or done
+                evaluate = len(val) > 0 and (state.global_step % eval_every == 0 or epoch_end or done)
                 if evaluate:
                     _validate(accelerator, ddp_model, task, val, pad_id, bf16, cfg, state, logger, ckpt_dir,
                               callbacks, info["epoch"])
@@ -214,7 +216,7 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
                     state.epoch += 1
                     state.step_in_epoch = 0
                 # Checkpoint after every evaluation too, so best.safetensors never runs ahead of it.
-                if evaluate or state.global_step % cfg.save_steps == 0:
+                if evaluate or epoch_end or state.global_step % cfg.save_steps == 0:
                     _save(accelerator, model, optimizer, scheduler, state, ckpt_dir)
                     release_free_memory()
                 if done or state.stopped_early:
@@ -247,7 +249,7 @@ def _step(accelerator, model, task, train, lengths, share, global_size, cfg, pad
         sync = n == len(pieces) - 1
         with (nullcontext() if sync else accelerator.no_sync(model)), autocast(bf16, accelerator.device):
             logits = model(**batch)
-        loss = task.loss(logits, targets, cfg.label_smoothing)
+        loss = task.loss(logits, targets, cfg.label_smoothing or 0.0)
         accelerator.backward(loss * (weight * len(piece) * world / global_size))
         total += loss.item() * len(piece) * weight
     return total / max(1, len(share))
