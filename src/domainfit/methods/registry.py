@@ -11,7 +11,8 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["Method", "MethodContext", "FitContext", "METHODS", "register_method", "get_method", "trainable_state"]
+__all__ = ["Method", "MethodContext", "FitContext", "METHODS", "register_method", "get_method", "trainable_state",
+           "wrap_with_peft"]
 
 
 @dataclass(frozen=True)
@@ -133,3 +134,21 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     for name in ("output_scale", "output_shift"):
         state[name] = getattr(model, name).detach()
     return state
+
+
+def wrap_with_peft(model: nn.Module, config: Any, what: str) -> nn.Module:
+    """Wrap ``model.encoder`` (only the encoder: the head stays outside peft and is saved by
+    domainfit, so it cannot be lost as in peft #310) and keep the head trainable.
+
+    Raises:
+        ConfigError: peft refuses the model (e.g. target modules it does not have).
+    """
+    from peft import get_peft_model
+
+    try:
+        model.encoder = get_peft_model(model.encoder, config)
+    except ValueError as exc:
+        raise ConfigError(f"{what} cannot be applied to this model: {exc}") from exc
+    for p in model.head.parameters():
+        p.requires_grad_(True)
+    return model

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...errors import ConfigError
-from ..registry import Method, register_method
+from ..registry import Method, register_method, wrap_with_peft
 
 # Used for the (ignored) schedule when an artifact is loaded: peft insists on a total.
 _LOAD_TOTAL_STEPS = 1000
@@ -124,7 +124,7 @@ def apply_adalora(model, settings: AdaloraSettings, ctx=None):
     Raises:
         ConfigError: impossible options, or target modules the encoder does not have.
     """
-    from peft import AdaLoraConfig, TaskType, get_peft_model
+    from peft import AdaLoraConfig, TaskType
 
     check_adalora(settings)
     total = ctx.total_steps if ctx is not None and ctx.training and ctx.total_steps else _LOAD_TOTAL_STEPS
@@ -142,16 +142,14 @@ def apply_adalora(model, settings: AdaloraSettings, ctx=None):
             deltaT=max(1, round(settings.delta_t * total)),
             orth_reg_weight=settings.orth_reg_weight,
         )
-        model.encoder = get_peft_model(model.encoder, config)
     except ValueError as exc:
         raise ConfigError(f"AdaLoRA cannot be applied to this model: {exc}") from exc
+    model = wrap_with_peft(model, config, "AdaLoRA")
     pairs = [(n, p) for n, p in model.encoder.named_parameters() if ".lora_A." in n or ".lora_B." in n]
     model.encoder.orthogonal_penalty = OrthogonalPenalty(settings.orth_reg_weight, pairs)
     model.encoder.register_forward_hook(model.encoder.orthogonal_penalty)
     model.encoder.loaded_rank_pattern = None
     model.encoder.register_load_state_dict_post_hook(_remember_rank_pattern)
-    for p in model.head.parameters():
-        p.requires_grad_(True)
     return model
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ConfigError
-from ..registry import Method, register_method
+from ..registry import Method, register_method, wrap_with_peft
 
 ENCODER_MODEL_TYPES = ("bert", "deberta", "deberta-v2", "roberta")
 """Encoders among the model types peft has default (IA)³ layers for."""
@@ -55,18 +55,15 @@ def apply_ia3(model, settings: Ia3Settings, ctx=None):
     Raises:
         ConfigError: no default layers for the model type, or layers that do not exist.
     """
-    from peft import IA3Config, TaskType, get_peft_model
+    from peft import IA3Config, TaskType
 
     check_ia3(settings, model.encoder.config)
     try:
         config = IA3Config(task_type=TaskType.FEATURE_EXTRACTION, target_modules=settings.target_modules,
                            feedforward_modules=settings.feedforward_modules)
-        model.encoder = get_peft_model(model.encoder, config)
     except ValueError as exc:
         raise ConfigError(f"(IA)³ cannot be applied to this model: {exc}") from exc
-    for p in model.head.parameters():
-        p.requires_grad_(True)
-    return model
+    return wrap_with_peft(model, config, "(IA)³")
 
 
 # 5e-3: the vectors start at one and scale whole channels, so steps of this size are still

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import ConfigError
-from ..registry import Method, register_method
+from ..registry import Method, register_method, wrap_with_peft
 
 
 @dataclass
@@ -29,7 +29,7 @@ class LoraSettings:
 
 
 def apply_lora(model, settings: LoraSettings, ctx=None):
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     if settings.r <= 0:
         raise ConfigError(f"method.options.r must be positive, got {settings.r}.")
@@ -41,13 +41,7 @@ def apply_lora(model, settings: LoraSettings, ctx=None):
         use_dora=settings.use_dora,
         bias="none",
     )
-    try:
-        model.encoder = get_peft_model(model.encoder, config)
-    except ValueError as exc:
-        raise ConfigError(f"LoRA cannot be applied to this model: {exc}") from exc
-    for p in model.head.parameters():
-        p.requires_grad_(True)
-    return model
+    return wrap_with_peft(model, config, "LoRA")
 
 
 METHOD = register_method(Method("lora", LoraSettings, apply_lora, saves_base=False, learning_rate=1e-3,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ConfigError
-from ..registry import Method, register_method
+from ..registry import Method, register_method, wrap_with_peft
 
 MODEL_TYPES = ("bert", "camembert", "electra", "ernie", "roberta", "xlm-roberta", "xlm-roberta-xl")
 
@@ -56,7 +56,7 @@ def apply_prefix(model, settings: PrefixSettings, ctx=None):
     ``...transform.*`` with ``prefix_projection``). The model is built in training mode at
     load time too: in peft's inference mode the embedding would be read as already projected.
     """
-    from peft import PrefixTuningConfig, TaskType, get_peft_model
+    from peft import PrefixTuningConfig, TaskType
 
     check_prefix(settings, model.encoder.config)
     config = PrefixTuningConfig(
@@ -65,10 +65,7 @@ def apply_prefix(model, settings: PrefixSettings, ctx=None):
         prefix_projection=settings.prefix_projection,
         encoder_hidden_size=settings.encoder_hidden_size or model.encoder.config.hidden_size,
     )
-    model.encoder = get_peft_model(model.encoder, config)
-    for p in model.head.parameters():
-        p.requires_grad_(True)
-    return model
+    return wrap_with_peft(model, config, "Prefix tuning")
 
 
 # 1e-2: the prefixes start random and the encoder is frozen, so they need larger steps than

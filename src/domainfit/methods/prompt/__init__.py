@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ConfigError
-from ..registry import Method, register_method
+from ..registry import Method, register_method, wrap_with_peft
 
 INITS = ("sample_vocab", "text", "random")
 
@@ -56,7 +56,7 @@ def apply_prompt(model, settings: PromptSettings, ctx=None):
     ``(num_virtual_tokens, embedding_dim)``. When an artifact is loaded the prompt starts
     random (it is overwritten by the saved one), so no tokenizer is read.
     """
-    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
 
     check_prompt(settings, model.encoder.config)
     init = settings.init if ctx is None or ctx.training else "random"
@@ -74,10 +74,7 @@ def apply_prompt(model, settings: PromptSettings, ctx=None):
         prompt_tuning_init=PromptTuningInit(init.upper()),
         **text,
     )
-    model.encoder = get_peft_model(model.encoder, config)
-    for p in model.head.parameters():
-        p.requires_grad_(True)
-    return model
+    return wrap_with_peft(model, config, "Prompt tuning")
 
 
 # 1e-2: a prompt of 20 vectors moves the frozen encoder only through attention, so it needs
