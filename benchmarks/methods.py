@@ -1,6 +1,7 @@
 """Every adaptation method on Banking77 and Financial PhraseBank, in one run.
 
-    python benchmarks/methods.py [--parts zeroshot,zeroshot-lm,fewshot,setfit,full-data] [--datasets banking77,fpb]
+    python benchmarks/methods.py [--parts zeroshot,zeroshot-lm,fewshot,setfit,full-data,full-data-long]
+                                 [--datasets banking77,fpb]
                                  [--shots 8,16] [--seeds 0,1,2] [--rerun]
 
 - zero-shot: label names only, names + descriptions (our own one-line descriptions in
@@ -10,7 +11,9 @@
   both systems): domainfit ``fewshot`` against the ``setfit`` library with the same base
   model and its documented defaults with ``num_iterations=20`` (the SetFit paper's and
   README's setting; see ``_run_setfit``);
-- full data: every trainable method with its defaults for at most 5 epochs.
+- full data: every trainable method with its defaults for at most 3 epochs (early stopping
+  on), and ``bitfit``, ``prefix`` and ``prompt`` on Banking77 also with the default 10 epochs
+  (``full-data-long``).
 
 Each run is its own subprocess (so that peak RSS is its own) and is cached in
 benchmarks/results/methods.json: an interrupted benchmark continues where it stopped;
@@ -130,7 +133,7 @@ def _run_domainfit(spec: dict, rows: list[dict] | None, tmp: Path) -> dict:
         settings["data.train"] = str(train)
     else:
         settings["data.train"] = str(DATASETS[dataset] / "train.csv")
-        settings["training.epochs"] = FULL_DATA_EPOCHS
+        settings["training.epochs"] = spec.get("epochs", FULL_DATA_EPOCHS)
     for item in spec.get("overrides", []):
         key, _, value = item.partition("=")
         settings[key] = value
@@ -194,6 +197,12 @@ def plan(parts: list[str], datasets: list[str], shots: list[int], seeds: list[in
             for method in FULL_DATA_METHODS:
                 specs.append({"dataset": dataset, "system": "domainfit", "kind": "full-data", "method": method,
                               "seed": 42})
+        if "full-data-long" in parts:
+            # The methods that train the fewest weights converge slowest: the same with the default
+            # 10 epochs (early stopping on), to see whether the gap to full closes.
+            for method in ("bitfit", "prefix", "prompt"):
+                specs.append({"dataset": dataset, "system": "domainfit", "kind": "full-data", "method": method,
+                              "variant": "10 epochs", "epochs": 10, "seed": 42})
     return specs
 
 
@@ -274,7 +283,7 @@ def write_markdown(results: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="zeroshot,zeroshot-lm,fewshot,setfit,full-data")
+    ap.add_argument("--parts", default="zeroshot,zeroshot-lm,fewshot,setfit,full-data,full-data-long")
     ap.add_argument("--datasets", default="banking77,fpb")
     ap.add_argument("--shots", default="8,16")
     ap.add_argument("--seeds", default="0,1,2")

@@ -178,7 +178,7 @@ def test_auto_picks_by_data_and_budget(tmp_path, tiny_model):
     task = get_task("classification")
     assert choose_method(load_config(None), task, many, base).method == "full"
     tight = choose_method(load_config(None, **{"method.budget_minutes": 1e-5}), task, many, base)
-    assert tight.method == "lora" and tight.epochs is not None and tight.epochs < 10
+    assert tight.method == "adapter" and tight.epochs is not None and tight.epochs < 10
     assert "budget" in tight.reason
 
 

@@ -67,7 +67,7 @@ def train(
     unlabelled_data: Optional[str] = typer.Option(None, "--unlabelled-data",
                                                   help="zeroshot: texts without labels to self-train on."),
     budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes",
-                                                   help="auto: training-time budget for choosing full or lora."),
+                                                   help="auto: training-time budget for choosing full or adapter."),
     model: Optional[str] = typer.Option(None, "--model", help="'default', a local model folder or a hub id."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML run configuration."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting: --set training.epochs=3 (repeatable)."),

@@ -116,7 +116,7 @@ class MethodConfig:
                            "fewshot or zeroshot (see docs/methods.md).")
     options: dict = _f({}, "Method settings, e.g. r, alpha, dropout, target_modules for lora.")
     budget_minutes: float | None = _f(None, "Training-time budget that auto uses to choose between full and "
-                                            "lora (None: no limit).")
+                                            "adapter (None: no limit).")
 
     def check(self) -> None:
         if self.budget_minutes is not None and self.budget_minutes <= 0:

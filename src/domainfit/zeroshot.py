@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from .config import RunConfig
 from .errors import ConfigError
 from .ui import escape, say
@@ -29,9 +31,13 @@ def train_zeroshot(cfg: RunConfig, *, eval_data=None, resume: str = "auto", over
     from .data import ColumnSpec, check_eval_labels, load_dataset
     from .labels import read_label_file
     from .methods import get_method
-    from .models import resolve_model
-    from .pipeline import TrainResult, _check_method, _Prepared, _finish, _prepare_output, _signature
+    from .methods.zeroshot import set_label_head
+    from .modeling import DomainModel, build_encoder
+    from .models import resolve_model, weights_sha256
+    from .pipeline import (TrainResult, _check_method, _finish, _Prepared, _prepare_output, _signature,
+                           resolve_precision)
     from .tasks import get_task
+    from .training.loop import TrainState
 
     task = get_task(cfg.task)
     if task.name not in ("classification", "multilabel"):
@@ -75,12 +81,6 @@ def train_zeroshot(cfg: RunConfig, *, eval_data=None, resume: str = "auto", over
         say(f"[yellow]warning:[/] {escape(w)}")
 
     started = time.perf_counter()
-    from .modeling import DomainModel, build_encoder
-    from .methods.zeroshot import set_label_head
-    from .pipeline import resolve_precision
-
-    import torch
-
     bf16 = resolve_precision(cfg.training.precision, torch.device("cpu"))
     model = DomainModel(build_encoder(str(base.path)), len(labels), pooling=cfg.training.pooling, normalize=True)
     model = method.apply(model, settings)
@@ -95,8 +95,6 @@ def train_zeroshot(cfg: RunConfig, *, eval_data=None, resume: str = "auto", over
     datasets = {"eval": eval_ds} if eval_ds is not None else {}
     signature = _signature(cfg, [d.fingerprint for d in datasets.values()])
     _prepare_output(out, signature, "never", overwrite)
-    from .models import weights_sha256
-    from .training.loop import TrainState
 
     total = sum(t.numel() for t in model.parameters())
     trainable = sum(t.numel() for t in model.head.parameters())
@@ -124,9 +122,10 @@ def train_zeroshot(cfg: RunConfig, *, eval_data=None, resume: str = "auto", over
 def _self_train(cfg, settings, model, tokenizer, specs, unlabelled, eval_data, resume, overwrite, callbacks, bf16,
                 started):
     """Pseudo-label the unlabelled texts, then fit a fewshot model on the confident ones."""
+    from .artifact import MANIFEST
+    from .data.batching import encode_texts
     from .methods.zeroshot import label_sentences, select_pseudo_labels
     from .pipeline import train
-    from .data.batching import encode_texts
     from .training.checkpoint import atomic_write_text
     from .training.loop import predict_logits
 
@@ -163,8 +162,6 @@ def _self_train(cfg, settings, model, tokenizer, specs, unlabelled, eval_data, r
     manifest["data"]["unlabelled"] = {"source": unlabelled.source, "sha256": unlabelled.fingerprint,
                                       "rows": len(unlabelled)}
     manifest["training"]["seconds_this_session"] = round(time.perf_counter() - started, 1)
-    from .artifact import MANIFEST
-
     body = json.loads((result.path / MANIFEST).read_text(encoding="utf-8"))
     body.update({k: manifest[k] for k in ("method", "config", "data", "training")})
     atomic_write_text(result.path / MANIFEST, json.dumps(body, indent=2, default=str) + "\n")
