@@ -24,3 +24,22 @@ def fast_settings(**extra) -> dict:
                 "training.warmup_ratio": 0.0, "training.freeze_embeddings": False}
     settings.update(extra)
     return settings
+
+
+def write_task_data(tmp_path: Path, task: str) -> Path:
+    """36 rows of three learnable groups as JSONL, labelled for ``task`` (classification,
+    multilabel with ``a|b`` labels, or regression)."""
+    import json
+
+    rows = []
+    for i, text in enumerate(["where is my card", "card not arrived yet", "when will my card arrive",
+                              "refund my order", "money back please", "i want a refund",
+                              "forgot my password", "reset password", "can not login"] * 4):
+        group = i % 9 // 3
+        label = {"classification": ["card", "refund", "password"][group],
+                 "multilabel": ["card|urgent", "refund", "password|urgent"][group],
+                 "regression": str([1.5, 4.0, 7.5][group])}[task]
+        rows.append({"text": text, "label": label})
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

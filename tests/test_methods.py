@@ -20,7 +20,7 @@ from domainfit.methods import METHODS, get_method
 from domainfit.methods.registry import MethodContext, trainable_state
 from domainfit.modeling import DomainModel, build_encoder
 from domainfit.training.loop import predict_logits
-from helpers import fast_settings
+from helpers import fast_settings, write_task_data
 
 TEXTS = ["where is my card", "refund my order please", "forgot my password", "我的卡丢了"]
 HEAD = 32 * 3 + 3
@@ -43,21 +43,6 @@ STORED = {
     "prefix": lambda k: k.startswith("encoder.prompt_encoder."),
     "prompt": lambda k: k.startswith("encoder.prompt_encoder."),
 }
-
-
-def _write_data(tmp_path, task):
-    rows = []
-    for i, text in enumerate(["where is my card", "card not arrived yet", "when will my card arrive",
-                              "refund my order", "money back please", "i want a refund",
-                              "forgot my password", "reset password", "can not login"] * 4):
-        group = i % 9 // 3
-        label = {"classification": ["card", "refund", "password"][group],
-                 "multilabel": ["card|urgent", "refund", "password|urgent"][group],
-                 "regression": str([1.5, 4.0, 7.5][group])}[task]
-        rows.append({"text": text, "label": label})
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def _model(path, method, options, total_steps=10, num_outputs=3, pooling="mean"):
@@ -83,7 +68,7 @@ def test_every_method_is_registered():
 @pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
 def test_train_save_load_same_predictions(tmp_path, tiny_model, method, task):
     out = tmp_path / "model"
-    settings = fast_settings(**{"data.train": str(_write_data(tmp_path, task)), "method.name": method,
+    settings = fast_settings(**{"data.train": str(write_task_data(tmp_path, task)), "method.name": method,
                                 "training.epochs": 2})
     result = domainfit.train(output=str(out), model=str(tiny_model), task=task, **settings,
                              **{f"method.options.{k}": v for k, v in OPTIONS[method].items()})
@@ -256,7 +241,7 @@ def test_check_rejects_unsupported_models_before_any_work(tmp_path, method, mode
     AutoConfig.for_model(model_type).to_json_file(str(folder / "config.json"))
     with pytest.raises(ConfigError, match=hint):
         domainfit.train(output=str(tmp_path / "out"), model=str(folder),
-                        **{"data.train": str(_write_data(tmp_path, "classification")), "method.name": method})
+                        **{"data.train": str(write_task_data(tmp_path, "classification")), "method.name": method})
     assert not (tmp_path / "out").exists()
 
 
@@ -290,7 +275,7 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path, tiny_model, method)
     """A run that dies after a checkpoint and is started again ends with the same weights as
     one that was never interrupted (AdaLoRA: it resumes and finishes; its importance scores
     are not checkpointed, so the pruning after a resume can differ)."""
-    data = _write_data(tmp_path, "classification")
+    data = write_task_data(tmp_path, "classification")
     settings = fast_settings(**{"data.train": str(data), "method.name": method, "training.epochs": 3,
                                 "training.save_steps": 4, "training.eval_every_epochs": 0.5,
                                 **{f"method.options.{k}": v for k, v in OPTIONS.get(method, {}).items()}})

@@ -11,33 +11,16 @@ from safetensors.torch import load_file
 import domainfit
 from domainfit.data.batching import encode_texts
 from domainfit.training.loop import predict_logits
-from helpers import fast_settings
+from helpers import fast_settings, write_task_data
 
 TEXTS = ["where is my card", "refund my order please", "forgot my password", "我的卡丢了"]
 
-
-def _write_data(tmp_path, task):
-    rows = []
-    for i, text in enumerate(["where is my card", "card not arrived yet", "when will my card arrive",
-                              "refund my order", "money back please", "i want a refund",
-                              "forgot my password", "reset password", "can not login"] * 4):
-        group = i % 9 // 3
-        if task == "classification":
-            label = ["card", "refund", "password"][group]
-        elif task == "multilabel":
-            label = ["card|urgent", "refund", "password|urgent"][group]
-        else:
-            label = str([1.5, 4.0, 7.5][group])
-        rows.append({"text": text, "label": label})
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
 @pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
 def test_train_save_load_same_predictions(tmp_path, tiny_model, method, task):
-    data = _write_data(tmp_path, task)
+    data = write_task_data(tmp_path, task)
     out = tmp_path / "model"
     result = domainfit.train(output=str(out), model=str(tiny_model), task=task,
                              **fast_settings(**{"data.train": str(data), "method.name": method,
@@ -64,7 +47,7 @@ def test_train_save_load_same_predictions(tmp_path, tiny_model, method, task):
 
 def test_lora_saves_only_adapter_and_trained_head(tmp_path, tiny_model):
     """peft #310: a new head must be saved with the adapter, not re-initialised on load."""
-    data = _write_data(tmp_path, "classification")
+    data = write_task_data(tmp_path, "classification")
     out = tmp_path / "lora"
     result = domainfit.train(output=str(out), model=str(tiny_model),
                              **fast_settings(**{"data.train": str(data), "method.name": "lora"}))
