@@ -36,6 +36,8 @@ bench: install
 	$(BIN)/python benchmarks/banking77.py
 	$(BIN)/python benchmarks/financial_phrasebank.py
 	$(BIN)/python benchmarks/methods.py
+	$(BIN)/python benchmarks/ner.py
+	$(BIN)/python benchmarks/faq_retrieval.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache

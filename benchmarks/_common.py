@@ -65,3 +65,43 @@ def upsert_results_row(section: str, key: str, header: str, row: str) -> None:
     lines.insert(last_row + 1, row)
     body = "\n".join(lines) + "\n"
     RESULTS_MD.write_text(head + title + body + (("\n## " + tail) if sep else ""), encoding="utf-8")
+
+
+def replace_section(title: str, body: str) -> None:
+    """Replace the ``title`` section of RESULTS.md (up to the next ``## ``) with ``body``,
+    or append it."""
+    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
+    head, sep, rest = text.partition(title)
+    if sep:
+        _, sep2, tail = rest.partition("\n## ")
+        text = head + body + (("\n## " + tail) if sep2 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    RESULTS_MD.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def run_cached(specs: list[dict], key, results_file: Path, script: str, summary, rerun: bool = False) -> dict:
+    """Run each spec as ``python SCRIPT --worker SPEC`` (its own process, so its own peak
+    RSS), unless ``results_file`` already holds its ``key(spec)``; the worker prints one
+    ``RESULT {json}`` line. Results are saved after every run, so an interrupted benchmark
+    continues where it stopped. ``summary(result)`` is the line printed per run."""
+    import subprocess
+    import sys
+
+    results = json.loads(results_file.read_text()) if results_file.exists() else {"runs": {}}
+    for spec in specs:
+        name = key(spec)
+        if name in results["runs"] and not rerun:
+            continue
+        print(f"== {name}", flush=True)
+        proc = subprocess.run([sys.executable, script, "--worker", json.dumps(spec)], capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            print(f"!! {name} failed (exit {proc.returncode})", flush=True)
+            continue
+        results["runs"][name] = json.loads(lines[-1][len("RESULT "):])
+        print("   " + summary(results["runs"][name]), flush=True)
+        results_file.parent.mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
+    return results

@@ -28,7 +28,6 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import HERE, RESULTS_DIR, RESULTS_MD, SHARED_DATA, machine, peak_rss_mb  # noqa: E402
+from _common import HERE, RESULTS_DIR, SHARED_DATA, machine, peak_rss_mb, replace_section, run_cached  # noqa: E402
 
 DATASETS = {"banking77": SHARED_DATA / "banking77", "fpb": SHARED_DATA / "financial_phrasebank"}
 LABEL_FILES = {"banking77": HERE / "data" / "banking77_labels.csv",
@@ -207,26 +206,11 @@ def plan(parts: list[str], datasets: list[str], shots: list[int], seeds: list[in
 
 
 def run(specs: list[dict], rerun: bool) -> dict:
-    results = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else {"runs": {}}
-    for spec in specs:
-        key = _key(spec)
-        if key in results["runs"] and not rerun:
-            continue
-        print(f"== {key}", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                              text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            print(f"!! {key} failed (exit {proc.returncode})", flush=True)
-            continue
-        results["runs"][key] = json.loads(lines[-1][len("RESULT "):])
-        r = results["runs"][key]
-        print(f"   accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} {r['seconds']:.0f} s "
-              f"RSS {r['peak_rss_mb']:.0f} MiB load {r['load_before']:.1f}/{r['load_after']:.1f}", flush=True)
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        RESULTS_FILE.write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
-    return results
+    def summary(r: dict) -> str:
+        return (f"accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} {r['seconds']:.0f} s "
+                f"RSS {r['peak_rss_mb']:.0f} MiB load {r['load_before']:.1f}/{r['load_after']:.1f}")
+
+    return run_cached(specs, _key, RESULTS_FILE, __file__, summary, rerun)
 
 
 def _mean_std(values: list[float]) -> str:
@@ -271,14 +255,7 @@ def write_markdown(results: dict) -> None:
             f"Full-data rows: each method's defaults, at most {FULL_DATA_EPOCHS} epochs with early stopping. "
             "Max load is the highest one-minute load average seen around a run (2 = the machine was busy "
             "with that run alone).\n\n" + tables(results))
-    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else "# Benchmark results\n"
-    head, sep, rest = text.partition(title)
-    if sep:
-        _, sep2, tail = rest.partition("\n## ")
-        text = head + body + (("\n## " + tail) if sep2 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS_MD.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    replace_section(title, body)
 
 
 def main() -> None:

@@ -43,3 +43,66 @@ def write_task_data(tmp_path: Path, task: str) -> Path:
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+NAMES = ["anna", "paul", "maria", "peter"]
+PLACES = ["oslo", "paris", "rome", "london"]
+
+
+def write_ner_data(tmp_path: Path, name: str = "ner.jsonl", copies: int = 1) -> Path:
+    """JSONL tokens + BIO tags: a person and a place in two sentence shapes (learnable by the tiny BERT)."""
+    import json
+
+    rows = []
+    for _ in range(copies):
+        for person in NAMES:
+            for place in PLACES:
+                rows.append({"tokens": [person, "lives", "in", place], "tags": ["B-PER", "O", "O", "B-LOC"]})
+                rows.append({"tokens": ["my", "card", "is", "in", place, "with", person],
+                             "tags": ["O", "O", "O", "O", "B-LOC", "O", "B-PER"]})
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+TOPICS = {
+    "card": (["where is my card", "card not arrived", "when will my card arrive", "my card is lost"],
+             "the card arrives in a week"),
+    "refund": (["i want a refund", "money back please", "refund my order", "how to get money back"],
+               "refund money back to order"),
+    "password": (["forgot my password", "reset password", "can not login", "password reset help"],
+                 "reset the password to login"),
+    "fee": (["what is the fee", "why a charge", "exchange rate fee", "atm fee charge"],
+            "fee and charge for exchange"),
+}
+
+
+def write_retrieval_data(tmp_path: Path, copies: int = 2) -> tuple[Path, Path]:
+    """(query, positive) pairs as JSONL and the corpus (id, text) as CSV."""
+    import json
+
+    rows = [{"query": q, "positive": doc} for _ in range(copies) for queries, doc in TOPICS.values() for q in queries]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("id,text,topic\n" + "".join(f"d-{t},{doc},{t}\n" for t, (_, doc) in TOPICS.items()),
+                      encoding="utf-8")
+    return pairs, corpus
+
+
+def write_pair_data(tmp_path: Path, kind: str = "classes") -> Path:
+    """Sentence pairs: does the document answer the query? ``classes`` labels yes/no,
+    ``probability`` 1/0, ``score`` 0–5. Matching pairs are repeated 3 times (balanced)."""
+    import json
+
+    rows = []
+    for topic, (queries, _) in TOPICS.items():
+        for q in queries:
+            for other, (_, doc) in TOPICS.items():
+                match = topic == other
+                label = {"classes": "yes" if match else "no", "probability": int(match),
+                         "score": 4.5 if match else 0.5}[kind]
+                rows += [{"a": q, "b": doc, "label": label}] * (3 if match else 1)
+    path = tmp_path / f"pairs-{kind}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

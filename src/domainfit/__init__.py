@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load", "train", "evaluate", "Predictor"]
+__all__ = ["__version__", "load", "train", "evaluate", "Predictor", "build_index"]
 
 
 def __getattr__(name: str):
@@ -19,4 +19,8 @@ def __getattr__(name: str):
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "build_index":
+        from . import retrieval
+
+        return retrieval.build_index
     raise AttributeError(name)

@@ -109,7 +109,7 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
     """Rebuild the DomainModel of an artifact (eval mode, CPU). No pickle, no network."""
     from .methods import get_method
     from .methods.registry import MethodContext
-    from .modeling import DomainModel, build_encoder
+    from .modeling import build_encoder, build_task_model
     from .models import resolve_model, weights_sha256
 
     path = Path(path)
@@ -132,7 +132,8 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
             warnings.warn(f"base model {base.name} differs from the one this adapter was trained on "
                           f"(sha256 {actual[:12]} != {expected[:12]}); predictions may differ.", stacklevel=2)
         encoder = build_encoder(str(base.path))
-    model = DomainModel(encoder, head["num_outputs"], pooling=head["pooling"], normalize=head.get("normalize", False))
+    model = build_task_model(head.get("kind", "sequence"), encoder, head["num_outputs"], pooling=head["pooling"],
+                             normalize=head.get("normalize", False))
     if not whole:
         ctx = MethodContext(total_steps=None, model_type=encoder.config.model_type, training=False)
         model = method.apply(model, settings, ctx)

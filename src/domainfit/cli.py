@@ -49,6 +49,9 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 
 @app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora\n\n"
+             "domainfit train --task token-classification --data train.jsonl --eval-data test.jsonl --output ner\n\n"
+             "domainfit train --task retrieval --data pairs.csv --text-column query --text-pair-column answer "
+             "--output faq\n\n"
              "domainfit train --data train.csv --shots 8 --method fewshot --output my-model\n\n"
              "domainfit train --method zeroshot --labels labels.csv --output my-model")
 def train(
@@ -57,7 +60,8 @@ def train(
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Labelled file scored at the end."),
     validation_data: Optional[str] = typer.Option(None, "--validation-data",
                                                   help="Validation file for early stopping (default: split of --data)."),
-    task: Optional[str] = typer.Option(None, "--task", help="classification | multilabel | regression."),
+    task: Optional[str] = typer.Option(None, "--task", help="classification | multilabel | regression | "
+                                       "token-classification | pair | retrieval (docs/tasks.md)."),
     method: Optional[str] = typer.Option(None, "--method", help="auto | full | lora | adalora | ia3 | prefix | prompt "
                                          "| adapter | bitfit | fewshot | zeroshot (docs/methods.md)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Train on K examples per class sampled from --data "
@@ -99,26 +103,34 @@ def train(
 
 
 def _print_headline(metrics: dict) -> None:
-    keys = [k for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "subset_accuracy", "mae", "rmse", "r2",
-                        "spearman", "ece", "n") if metrics.get(k) is not None]
+    keys = [k for k in ("accuracy", "macro_f1", "micro_f1", "weighted_f1", "subset_accuracy", "precision", "recall",
+                        "f1", "token_accuracy", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "mae",
+                        "rmse", "r2", "spearman", "roc_auc", "ece", "n") if metrics.get(k) is not None]
     say("  ".join(f"{k} [bold]{metrics[k]:.4f}[/]" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
                   for k in keys))
 
 
-@app.command(epilog="Example: domainfit evaluate my-model --data test.csv --json")
+@app.command(epilog="Example: domainfit evaluate my-model --data test.csv --json\n\n"
+             "domainfit evaluate faq-model --data queries.csv --rerank pair-model --json")
 def evaluate(
     model_dir: Path = typer.Argument(..., help="Artifact folder."),
     data: str = typer.Option(..., "--data", help="Labelled file to score."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object on stdout."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Default: the training column."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Default: the training column."),
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column",
+                                                   help="Default: the training column (pair, retrieval)."),
+    rerank: Optional[Path] = typer.Option(None, "--rerank", help="retrieval: a pair model that reorders the top "
+                                          "--candidates results."),
+    candidates: int = typer.Option(20, "--candidates", help="retrieval with --rerank: how many results to rerank."),
     on_bad_rows: str = typer.Option("error", "--on-bad-rows", help="error | skip."),
 ) -> None:
     """Score a model on labelled data and write report/ into the model folder."""
     from . import pipeline
 
     metrics = pipeline.evaluate(model_dir, data, text_column=text_column, label_column=label_column,
-                                on_bad_rows=on_bad_rows)
+                                text_pair_column=text_pair_column, on_bad_rows=on_bad_rows, rerank=rerank,
+                                candidates=candidates)
     if as_json:
         sys.stdout.write(json.dumps(metrics, default=float) + "\n")
     else:
@@ -140,6 +152,44 @@ def predict(
 
     count = predict_file(model_dir, data, output, text_column=text_column, top_k=top_k, chunk_size=batch_rows)
     say(f"[green]Wrote[/] {count} predictions to {escape(str(output))}")
+
+
+@app.command(epilog="Example: domainfit index faq-model --corpus faq.csv --text-column answer --id-column id")
+def index(
+    model_dir: Path = typer.Argument(..., help="A retrieval model's artifact folder."),
+    corpus: str = typer.Option(..., "--corpus", help="Documents to search (CSV, TSV, JSONL, Parquet)."),
+    text_column: str = typer.Option("text", "--text-column", help="Column with the document text."),
+    id_column: str = typer.Option("id", "--id-column", help="Column with unique document ids ('' for line numbers)."),
+    backend: str = typer.Option("auto", "--backend", help="auto | exact | faiss (auto: exact below "
+                                "200,000 documents or without faiss-cpu)."),
+) -> None:
+    """Embed a corpus with a retrieval model and store the search index inside the model folder."""
+    from .retrieval import build_index
+
+    folder = build_index(model_dir, corpus, text_column=text_column, id_column=id_column or None, backend=backend)
+    meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    say(f"[green]Indexed[/] {meta['rows']:,} documents ({meta['backend']}) in {escape(str(folder))}")
+
+
+@app.command(epilog='Example: domainfit search faq-model "how do I delete my account" -k 5 --rerank pair-model')
+def search(
+    model_dir: Path = typer.Argument(..., help="A retrieval model with an index (domainfit index)."),
+    query: str = typer.Argument(..., help="What to search for."),
+    k: int = typer.Option(5, "-k", "--top-k", help="How many results."),
+    rerank: Optional[Path] = typer.Option(None, "--rerank", help="A pair model that reorders the top --candidates."),
+    candidates: int = typer.Option(20, "--candidates", help="With --rerank: how many results to rerank."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Search a retrieval model's index for the documents closest to a query."""
+    from .inference import Predictor
+
+    hits = Predictor(model_dir).search(query, k, rerank=rerank, candidates=candidates)
+    if as_json:
+        sys.stdout.write(json.dumps(hits, ensure_ascii=False, default=str) + "\n")
+        return
+    for rank, hit in enumerate(hits, start=1):
+        text = hit["text"] if len(hit["text"]) <= 120 else hit["text"][:117] + "..."
+        say(f"{rank}. [bold]{escape(str(hit['id']))}[/] {hit['score']:.4f}  {escape(text)}")
 
 
 @app.command(epilog="Example: domainfit info my-model")

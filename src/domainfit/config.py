@@ -44,8 +44,12 @@ class DataConfig:
     labels: str | None = _f(None, "Label file for zeroshot: CSV with a label column and an optional "
                                   "description column, or a YAML/JSON list.")
     unlabelled: str | None = _f(None, "Texts without labels for zeroshot self-training (uses the text column).")
+    hard_negatives: int = _f(0, "retrieval: add this many hard negatives per query, mined with the untuned model "
+                                "from the other queries' positives.")
 
     def check(self) -> None:
+        if self.hard_negatives < 0:
+            raise ConfigError(f"data.hard_negatives must be 0 or more, got {self.hard_negatives}.")
         if self.shots is not None and self.shots < 1:
             raise ConfigError(f"data.shots must be at least 1, got {self.shots}.")
         if not 0.0 < self.val_fraction < 0.5:
@@ -127,7 +131,8 @@ class MethodConfig:
 class RunConfig:
     """One training run."""
 
-    task: str = _f("classification", "classification, multilabel or regression.")
+    task: str = _f("classification", "classification, multilabel, regression, token-classification, pair or "
+                                     "retrieval (see docs/tasks.md).")
     model: str = _f("default", "Base model: 'default', a local folder, or a hub id.")
     output: str | None = _f(None, "The artifact folder to write.")
     data: DataConfig = field(default_factory=DataConfig)

@@ -10,6 +10,8 @@ import torch
 
 from .artifact import load_model, read_manifest
 from .data.batching import encode_texts
+from .data.tokens import split_words
+from .errors import DomainfitError
 from .tasks import get_task
 from .training.loop import predict_logits
 
@@ -30,11 +32,12 @@ class Predictor:
 
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
-        self.task = get_task(self.manifest["task"])
+        self.task = get_task(self.manifest["task"], self.manifest.get("task_variant"))
         self.labels: list[str] = list(self.manifest.get("labels", []))
         self.max_length: int = self.manifest["model"]["max_length"]
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.model = load_model(self.path, self.manifest)
+        self._index = None
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.path)!r}, task={self.task.name!r}, labels={len(self.labels)})"
@@ -54,14 +57,120 @@ class Predictor:
 
         Returns:
             One dict per text: ``label`` and ``score`` (the best label and its probability;
-            for regression the predicted value), ``top_k`` (best labels with scores) and for
-            multi-label ``labels`` (every label above 0.5).
+            for regression and pair scores the predicted value), ``top_k`` (best labels with
+            scores) and for multi-label ``labels`` (every label above 0.5). Token
+            classification returns ``entities`` (``label``, ``start``, ``end`` character
+            offsets, ``text``, ``score``), plus ``tokens`` and ``tags``.
         """
         if isinstance(texts, str):
             texts = [texts]
+            pairs = [pairs] if isinstance(pairs, str) else pairs
         if not texts:
             return []
+        if self.task.name == "retrieval":
+            raise DomainfitError("a retrieval model embeds and searches: use embed(texts) or search(query, k).")
+        if self.task.needs_pair and (pairs is None or len(pairs) != len(texts)):
+            raise DomainfitError("a pair model scores two texts: pass pairs=[...] with one second text per text.")
+        if self.task.name == "token-classification":
+            return self.predict_tokens([split_words_example(t, self.word_split) for t in texts], batch_size)
         return self.task.decode(self.scores(texts, pairs, batch_size), self.labels, top_k)
+
+    @property
+    def word_split(self) -> str:
+        return self.manifest["model"].get("word_split", "words")
+
+    def predict_tokens(self, examples: list, batch_size: int = 64) -> list[dict[str, Any]]:
+        """Token classification on pre-split words: ``examples`` are :class:`Example` with
+        ``tokens`` and ``offsets`` (or lists of words, joined by spaces)."""
+        from .data.types import Example
+
+        ready = []
+        for e in examples:
+            if isinstance(e, Example):
+                ready.append(e)
+            else:
+                offsets, position = [], 0
+                for word in e:
+                    offsets.append((position, position + len(word)))
+                    position += len(word) + 1
+                ready.append(Example(text=" ".join(e), tokens=list(e), offsets=offsets))
+        preds, _ = self.task.predict_examples(self.model, self.tokenizer, ready, self.labels, self.max_length,
+                                              batch_size)
+        return preds
+
+    def pair_scores(self, texts: list[str], pairs: list[str], batch_size: int = 64) -> list[float]:
+        """One relevance score per (text, pair): the probability of the positive class for
+        a pair classifier (see ``positive_label_index``), else the predicted score."""
+        from .tasks.pair import positive_label_index
+
+        if not self.task.needs_pair or self.task.name != "pair":
+            raise DomainfitError(f"{self.path} is a {self.task.name} model; reranking needs a pair model.")
+        scores = self.scores(texts, pairs, batch_size)
+        if scores.ndim == 2:
+            scores = scores[:, positive_label_index(self.labels)]
+        return scores.tolist()
+
+    def long_texts(self, texts: list[str]) -> list[int]:
+        """1-based positions of texts longer than the model's maximum (they are truncated)."""
+        out = []
+        for start in range(0, len(texts), 512):
+            ids = self.tokenizer(texts[start:start + 512], truncation=False, verbose=False)["input_ids"]
+            out += [start + i + 1 for i, row in enumerate(ids) if len(row) > self.max_length]
+        return out
+
+    def embed(self, texts: list[str] | str, batch_size: int = 128):
+        """L2-normalised embeddings ``(n, dim)`` as a float32 numpy array (retrieval models;
+        other models return their pooled text vectors, normalised)."""
+        from .retrieval import embed_texts
+
+        if isinstance(texts, str):
+            texts = [texts]
+        return embed_texts(self.model, self.tokenizer, list(texts), self.max_length, batch_size)
+
+    @property
+    def index(self):
+        """The artifact's search index (built by ``domainfit index``), or None."""
+        if self._index is None:
+            from .retrieval import load_index
+
+            self._index = load_index(self.path)
+            if self._index is not None:
+                self._index._embedder = (self.model, self.tokenizer, self.max_length)
+        return self._index
+
+    def search(self, query: str | list[str], k: int = 5, *, rerank: "Predictor | str | Path | None" = None,
+               candidates: int = 20) -> list:
+        """The ``k`` best documents of the index for a query (a list of lists for a list).
+
+        Args:
+            rerank: a pair model (or its folder) that rescores the top ``candidates``
+                (at least ``k``) and reorders them.
+
+        Returns:
+            Per query, dicts with ``id``, ``score``, ``text`` and the corpus's other columns.
+        """
+        from .retrieval import Hit, _rerank_rows
+
+        if self.index is None:
+            raise DomainfitError(f"{self.path} has no index: build one with domainfit index {self.path} --corpus FILE.")
+        if k < 1:
+            raise DomainfitError(f"k must be at least 1, got {k}.")
+        queries = [query] if isinstance(query, str) else list(query)
+        if any(not q or not q.strip() for q in queries):
+            raise DomainfitError("the query is empty.")
+        long = self.long_texts(queries)
+        if long:
+            import warnings
+
+            warnings.warn(f"{len(long)} query(ies) longer than {self.max_length} tokens are truncated.", stacklevel=2)
+        reranker = Predictor(rerank) if isinstance(rerank, (str, Path)) else rerank
+        depth = max(k, candidates) if reranker is not None else k
+        rows = self.index.search_rows(queries, depth)
+        if reranker is not None:
+            rows = [_rerank_rows(reranker, q, row, self.index, max(k, candidates)) for q, row in zip(queries, rows)]
+        results = [[Hit(self.index.ids[j], score, self.index.texts[j], self.index.fields[j]).to_dict()
+                    for j, score in row[:k]] for row in rows]
+        return results[0] if isinstance(query, str) else results
 
     def predict_stream(self, rows: Iterable[dict], text_column: str = "text", pair_column: str | None = None,
                        chunk_size: int = 1024, top_k: int = 3) -> Iterator[tuple[dict, dict]]:
@@ -82,6 +191,14 @@ class Predictor:
         texts = [str(r.get(text_column) or "") for r in chunk]
         pairs = [str(r.get(pair_column) or "") for r in chunk] if pair_column else None
         return zip(chunk, self.predict(texts, pairs, top_k))
+
+
+def split_words_example(text: str, mode: str = "words"):
+    """An unlabelled token-classification example from raw text (words and their offsets)."""
+    from .data.types import Example
+
+    offsets = split_words(text, mode)
+    return Example(text=text, tokens=[text[s:e] for s, e in offsets], offsets=offsets)
 
 
 def load(path: str | Path) -> Predictor:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-__all__ = ["DomainModel", "build_encoder"]
+__all__ = ["DomainModel", "TokenModel", "EmbeddingModel", "build_encoder", "build_task_model"]
 
 
 def build_encoder(path: str, dropout: float | None = None, from_config: bool = False) -> nn.Module:
@@ -78,3 +78,66 @@ class DomainModel(nn.Module):
         if self.normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return self.head(self.dropout(pooled)) * self.output_scale + self.output_shift
+
+
+def _real_positions(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Drop the virtual tokens a prompt-tuned encoder puts first."""
+    virtual = hidden.shape[1] - attention_mask.shape[1]
+    return hidden[:, virtual:] if virtual > 0 else hidden
+
+
+class TokenModel(nn.Module):
+    """Encoder → dropout → linear head on every token: logits ``(batch, seq, num_outputs)``."""
+
+    def __init__(self, encoder: nn.Module, num_outputs: int, head_dropout: float = 0.1, **_: object):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(head_dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_outputs)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.head(self.dropout(_real_positions(hidden, attention_mask)))
+
+
+class EmbeddingModel(nn.Module):
+    """A bi-encoder: mean-pooled (or CLS), L2-normalised text vectors.
+
+    ``forward`` takes a batch of queries (``input_ids``) and their documents
+    (``pair_input_ids``, then any ``neg0_input_ids``...) and returns ``scale ×`` the cosine
+    similarity of every query with every document: ``(batch, batch × (1 + negatives))``.
+    """
+
+    def __init__(self, encoder: nn.Module, pooling: str = "mean", scale: float = 20.0, **_: object):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.scale = scale
+        self.head = nn.Identity()  # no parameters: methods that unfreeze "the head" find nothing to do
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        hidden = _real_positions(hidden, attention_mask)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return nn.functional.normalize(pooled.float(), dim=-1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **docs: torch.Tensor) -> torch.Tensor:
+        queries = self.embed(input_ids, attention_mask)
+        names = ["pair"] + sorted((k[: -len("_input_ids")] for k in docs
+                                   if k.startswith("neg") and k.endswith("_input_ids")), key=lambda n: int(n[3:]))
+        documents = torch.cat([self.embed(docs[f"{n}_input_ids"], docs[f"{n}_attention_mask"]) for n in names])
+        return self.scale * queries @ documents.t()
+
+
+def build_task_model(kind: str, encoder: nn.Module, num_outputs: int, *, pooling: str = "mean",
+                     head_dropout: float = 0.1, normalize: bool = False) -> nn.Module:
+    """The model for a task's ``model_kind``: ``sequence``, ``token`` or ``embedding``."""
+    if kind == "token":
+        return TokenModel(encoder, num_outputs, head_dropout=head_dropout)
+    if kind == "embedding":
+        return EmbeddingModel(encoder, pooling=pooling)
+    return DomainModel(encoder, num_outputs, pooling=pooling, head_dropout=head_dropout, normalize=normalize)

@@ -18,13 +18,13 @@ import torch
 from .artifact import is_artifact, write_artifact
 from .config import RunConfig, load_config
 from .data import ColumnSpec, Dataset, check_eval_labels, check_split_possible, load_dataset, train_val_split
-from .data.batching import Encoded, encode_texts
+from .data.batching import Encoded
 from .data.loading import write_skipped
 from .errors import ConfigError, DataError, DomainfitError, Problem
 from .methods import get_method
 from .methods.registry import trainable_state
 from .models import resolve_model, weights_sha256
-from .tasks import get_task
+from .tasks import get_task, pair_variant
 from .training.checkpoint import atomic_write_text
 from .training.loop import TrainState, count_steps, fit
 from .training.memory import release_free_memory
@@ -111,12 +111,35 @@ def _split(cfg: RunConfig, task, train_ds: Dataset, val_ds: Dataset | None, meth
         return train_ds.examples, val_ds.examples
     if not method.needs_validation:
         return list(train_ds.examples), []  # a handful of examples: every one trains
+    if task.name == "retrieval":
+        return _split_by_positive(train_ds.examples, cfg.data.val_fraction, cfg.training.seed)
     if task.stratify:
         problems = check_split_possible(train_ds.examples, cfg.data.val_fraction, file=train_ds.source,
                                         column=cfg.data.label_column)
         if problems:
             raise DataError(problems, hint="Or give a separate validation file (--validation-data).")
     return train_val_split(train_ds.examples, cfg.data.val_fraction, cfg.training.seed, stratify=task.stratify)
+
+
+def _split_by_positive(examples, val_fraction: float, seed: int):
+    """Hold out whole documents: every query of a held-out positive goes to validation, so
+    paraphrases of one question never sit on both sides."""
+    import random
+
+    groups: dict[str, list] = {}
+    for example in examples:
+        groups.setdefault((example.text_pair or "").strip(), []).append(example)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    want = max(1, round(val_fraction * len(examples)))
+    val_keys, held = set(), 0
+    for key in keys:
+        if held >= want or len(val_keys) >= len(keys) - 1:
+            break
+        val_keys.add(key)
+        held += len(groups[key])
+    return ([e for e in examples if (e.text_pair or "").strip() not in val_keys],
+            [e for e in examples if (e.text_pair or "").strip() in val_keys])
 
 
 def _signature(cfg: RunConfig, fingerprints: list[str]) -> str:
@@ -127,14 +150,14 @@ def _signature(cfg: RunConfig, fingerprints: list[str]) -> str:
 def _build_model(cfg: RunConfig, base_path: str, task, labels, train_targets, method, settings,
                  total_steps: int | None = None):
     from .methods.registry import MethodContext
-    from .modeling import DomainModel, build_encoder
+    from .modeling import build_encoder, build_task_model
 
     torch.manual_seed(cfg.training.seed)
     encoder = build_encoder(base_path, dropout=cfg.training.dropout)
     head_dropout = 0.1 if cfg.training.dropout is None else cfg.training.dropout
-    model = DomainModel(encoder, task.num_outputs(labels), pooling=cfg.training.pooling, head_dropout=head_dropout,
-                        normalize=method.normalize)
-    if task.name == "regression":
+    model = build_task_model(task.model_kind, encoder, task.num_outputs(labels), pooling=cfg.training.pooling,
+                             head_dropout=head_dropout, normalize=method.normalize)
+    if task.affine_output:
         values = torch.tensor([float(t) for t in train_targets])
         model.output_shift.fill_(float(values.mean()))
         model.output_scale.fill_(float(values.std().clamp_min(1e-6)) if len(values) > 1 else 1.0)
@@ -147,10 +170,7 @@ def _build_model(cfg: RunConfig, base_path: str, task, labels, train_targets, me
 
 
 def _encode(tokenizer, task, examples, labels, max_length) -> Encoded:
-    pairs = [e.text_pair or "" for e in examples] if any(e.text_pair for e in examples) else None
-    enc = encode_texts(tokenizer, [e.text for e in examples], pairs, max_length)
-    enc.targets = task.encode([e.label for e in examples], labels)
-    return enc
+    return task.encode_examples(tokenizer, examples, labels, max_length)
 
 
 @dataclass
@@ -179,16 +199,23 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
     if not cfg.output:
         raise ConfigError("No output folder: pass --output DIR.")
     task = get_task(cfg.task)
+    if task.needs_pair and not cfg.data.text_pair_column:
+        what = "(query, positive document)" if task.name == "retrieval" else "two texts per row"
+        raise ConfigError(f"The {task.name} task trains on {what}: name the second column with "
+                          "--text-pair-column (data.text_pair_column).")
     auto = cfg.method.name == "auto"
     if not auto:
         method = get_method(cfg.method.name)
         method_settings = method.parse(cfg.method.options)
+        _check_task(method, task)
     base = resolve_model(cfg.model)
     if not auto:
         _check_method(method, method_settings, base)
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
     train_ds, val_ds, eval_ds = _load_data(cfg, task.name, tokenizer, train_data, eval_data, validation_data)
+    if task.name == "pair":
+        task = get_task("pair", pair_variant([e.label for e in train_ds.examples]))
     extra_warnings = []
     if cfg.data.shots:
         extra_warnings = _take_shots(train_ds, cfg.data.shots, cfg.training.seed, task)
@@ -203,6 +230,7 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
             cfg.training.epochs = auto_choice.epochs
         method = get_method(cfg.method.name)
         method_settings = method.parse(cfg.method.options)
+        _check_task(method, task)
         _check_method(method, method_settings, base)
     if cfg.training.label_smoothing is None:
         cfg.training.label_smoothing = method.label_smoothing
@@ -211,6 +239,9 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
     if task.name in ("classification", "multilabel") and len(labels) < 2:
         reason = "the training data has only one class after the split; at least 2 are needed"
         raise DataError([Problem(train_ds.source, None, cfg.data.label_column, reason)])
+    if task.name == "token-classification" and len(labels) < 2:
+        reason = "no word of the training data is tagged as an entity (every tag is 'O')"
+        raise DataError([Problem(train_ds.source, None, cfg.data.label_column, reason)])
     datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
     warnings = extra_warnings + [w for d in datasets.values() for w in d.warnings]
     if eval_ds is not None:
@@ -218,6 +249,13 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
     signature = _signature(cfg, [d.fingerprint for d in datasets.values()])
     return _Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
                      warnings, signature, auto_choice)
+
+
+def _check_task(method, task) -> None:
+    """A method made for some tasks only refuses the others before any work starts."""
+    if method.tasks is not None and task.name not in method.tasks:
+        raise ConfigError(f"method {method.name} works for the {', '.join(method.tasks)} task(s), not "
+                          f"{task.name}; choose another method (e.g. full or lora).")
 
 
 def _check_method(method, settings, base) -> None:
@@ -311,6 +349,11 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
     model = _build_model(cfg, str(p.base.path), p.task, p.labels, [e.label for e in p.train_ex], p.method,
                          p.method_settings, total_steps)
     given = len(p.train_ex)
+    if p.task.name == "retrieval" and cfg.data.hard_negatives:
+        from .retrieval import mine_hard_negatives
+
+        say(f"Mining {cfg.data.hard_negatives} hard negative(s) per query with the untuned model...")
+        mine_hard_negatives(model, p.tokenizer, p.train_ex, cfg.data.hard_negatives, cfg.training.max_length)
     if p.method.before_fit is not None:
         from .methods.registry import FitContext
 
@@ -331,12 +374,12 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
                 pad_id=p.tokenizer.pad_token_id, bf16=bf16, run_dir=out, accelerator=accelerator,
                 resume=resuming, callbacks=callbacks, step_hooks=_step_hooks(p.method, p.method_settings))
     manifest = {
-        "task": p.task.name, "labels": p.labels,
+        "task": p.task.name, "task_variant": p.task.variant, "labels": p.labels,
         "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file)},
         "method": {"name": p.method.name, "options": cfg.method.options, "trainable_parameters": trainable,
                    "total_parameters": total, "trainable_share": round(trainable / total, 6), "learning_rate": lr},
-        "model": {"num_outputs": p.task.num_outputs(p.labels), "pooling": cfg.training.pooling,
-                  "max_length": max_len, "normalize": p.method.normalize},
+        "model": {"kind": p.task.model_kind, "num_outputs": p.task.num_outputs(p.labels),
+                  "pooling": cfg.training.pooling, "max_length": max_len, "normalize": p.method.normalize},
         "config": cfg.to_dict(),
         "training": {"steps": state.global_step, "best_step": state.best_step,
                      f"best_val_{p.task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
@@ -352,6 +395,10 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
     }
     if cfg.data.shots:
         manifest["split"]["shots"] = cfg.data.shots
+    if p.task.name == "token-classification":
+        from .data.tokens import word_split_mode
+
+        manifest["model"]["word_split"] = word_split_mode(p.train_ex)
     if p.auto_choice is not None:
         manifest["method"]["auto"] = {"chose": p.auto_choice.method, "reason": p.auto_choice.reason}
     metrics = _finish(p, model, manifest, out) if accelerator.is_main_process else None
@@ -396,17 +443,15 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def _score(model, tokenizer, task, labels, examples, max_len):
     """Predictions and metrics for labelled examples (in the user's terms)."""
-    from .training.loop import predict_logits
+    if task.name == "retrieval":
+        from .retrieval import score_pairs
 
-    if hasattr(model, "text_logits"):  # a model that reads raw text (the zeroshot LM backend)
-        logits = model.text_logits([e.text for e in examples],
-                                   [e.text_pair or "" for e in examples] if any(e.text_pair for e in examples) else None)
-    else:
-        logits = predict_logits(model, _encode(tokenizer, task, examples, labels, max_len), tokenizer.pad_token_id)
-    scores = task.probabilities(logits)
-    preds = task.decode(scores, labels)
+        return score_pairs(model, tokenizer, examples, max_len)
+    preds, scores = task.predict_examples(model, tokenizer, examples, labels, max_len)
     targets = [e.label for e in examples]
-    metrics = task.metrics(targets, preds, scores.numpy() if task.name != "regression" else None, labels)
+    probs = scores.numpy() if task.report_as in (None, "classification") and task.name in (
+        "classification", "multilabel", "pair") else None
+    metrics = task.metrics(targets, preds, probs, labels)
     return metrics, preds, scores
 
 
@@ -418,18 +463,25 @@ def _write_report(folder: Path, task, examples, labels, scored, title):
     from .evaluation import write_report
 
     metrics, preds, scores = scored
+    kind = task.report_as or task.name
     y_true = [e.label for e in examples]
-    if task.name == "multilabel":
+    if kind == "multilabel":
         y_pred: list = [p["labels"] for p in preds]
+    elif kind == "token-classification":
+        y_pred = [p["tags"] for p in preds]
+    elif kind == "retrieval":
+        y_true, y_pred = [sorted(p["relevant"]) for p in preds], [p["ranking"] for p in preds]
     else:
         y_pred = [p["label"] for p in preds]
-    probs = scores.numpy() if task.name == "classification" else None
-    return write_report(folder, task=task.name, metrics=metrics, texts=[e.text for e in examples], y_true=y_true,
-                        y_pred=y_pred, probs=probs, labels=labels if task.name != "regression" else None, title=title)
+    probs = scores.numpy() if kind == "classification" else None
+    return write_report(folder, task=kind, metrics=metrics, texts=[e.text for e in examples], y_true=y_true,
+                        y_pred=y_pred, probs=probs, labels=labels if kind == "classification" or kind == "multilabel"
+                        else None, title=title)
 
 
 def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = None, label_column: str | None = None,
-             text_pair_column: str | None = None, report: bool = True, on_bad_rows: str = "error") -> dict:
+             text_pair_column: str | None = None, report: bool = True, on_bad_rows: str = "error",
+             rerank: str | Path | None = None, candidates: int = 20) -> dict:
     """Evaluate an artifact on labelled data; writes ``report/`` into the artifact.
 
     Args:
@@ -437,9 +489,14 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
         data: a file path, DataFrame or list of dicts.
         text_column / label_column / text_pair_column: default to the ones used in training.
         report: also write ``report/`` (metrics.json, report.md, plots).
+        rerank: retrieval only: a pair model that reorders the top ``candidates``.
 
     Returns:
-        The metrics dict (keys per task, e.g. ``accuracy`` and ``macro_f1``).
+        The metrics dict (keys per task, e.g. ``accuracy`` and ``macro_f1``; ``precision``,
+        ``recall``, ``f1`` for token classification; ``recall@1``, ``mrr@10``... for
+        retrieval). Retrieval data pairs each query with its relevant document: with an
+        index in the artifact, corpus ids (several as ``a|b``) or exact document texts;
+        without one, document texts (the corpus is then the distinct documents of the data).
     """
     from .inference import Predictor
 
@@ -452,8 +509,18 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
                       tokenizer=predictor.tokenizer, max_length=predictor.max_length)
     for w in ds.warnings + [str(u) for u in check_eval_labels(predictor.labels, ds)]:
         say(f"[yellow]warning:[/] {escape(w)}")
-    scored = _score(predictor.model, predictor.tokenizer, predictor.task, predictor.labels, ds.examples,
-                    predictor.max_length)
+    if rerank is not None and predictor.task.name != "retrieval":
+        raise ConfigError("--rerank reorders a retrieval model's results; this is a "
+                          f"{predictor.task.name} model.")
+    if predictor.task.name == "retrieval":
+        from .retrieval import score_pairs
+
+        reranker = Predictor(rerank) if rerank is not None else None
+        scored = score_pairs(predictor.model, predictor.tokenizer, ds.examples, predictor.max_length,
+                             index=predictor.index, reranker=reranker, candidates=candidates)
+    else:
+        scored = _score(predictor.model, predictor.tokenizer, predictor.task, predictor.labels, ds.examples,
+                        predictor.max_length)
     if report:
         _write_report(Path(model_path) / "report", predictor.task, ds.examples, predictor.labels, scored,
                       f"Evaluation on {ds.source}")

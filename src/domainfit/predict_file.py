@@ -26,6 +26,9 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
         The number of rows predicted.
     """
     predictor = Predictor(model_dir)
+    if predictor.task.name == "retrieval":
+        raise DomainfitError(f"{model_dir} is a retrieval model: search it with domainfit search (after "
+                             "domainfit index), or embed texts with load(path).embed(texts).")
     trained = predictor.manifest.get("config", {}).get("data", {})
     column = text_column or trained.get("text_column", "text")
     pair_column = trained.get("text_pair_column")
@@ -37,8 +40,11 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
     with open(tmp, "w", encoding="utf-8", newline="") as fh:
         writer = _CsvOut(fh, top_k) if fmt == "csv" else None
         for row, pred in predictor.predict_stream(rows, column, pair_column, chunk_size, top_k):
-            record = {"line": row["__line__"], "text": row[column], "label": pred["label"], "score": pred["score"],
-                      "top_k": pred.get("top_k", [])}
+            if "entities" in pred:  # token classification
+                record = {"line": row["__line__"], "text": row[column], "entities": pred["entities"]}
+            else:
+                record = {"line": row["__line__"], "text": row[column], "label": pred["label"],
+                          "score": pred["score"], "top_k": pred.get("top_k", [])}
             if writer:
                 writer.write(record)
             else:
@@ -69,6 +75,8 @@ class _CsvOut:
         self.writer.writeheader()
 
     def write(self, record: dict) -> None:
+        if "entities" in record:
+            record = dict(record, label=json.dumps(record["entities"], ensure_ascii=False), score="", top_k=[])
         row = {k: record[k] for k in ("line", "text", "label", "score")}
         for i, item in enumerate(record["top_k"][: self.top_k], start=1):
             row[f"label_{i}"], row[f"score_{i}"] = item["label"], item["score"]

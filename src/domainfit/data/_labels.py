@@ -98,6 +98,8 @@ LABEL_PARSERS: dict[str, Callable[[Any], Any]] = {
     "classification": parse_classification,
     "multilabel": parse_multilabel,
     "regression": parse_regression,
+    "pair": parse_classification,  # class names or numbers; the pair task tells which (tasks/pair.py)
+    "retrieval": parse_classification,  # retrieval rows need no label
 }
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 from domainfit.errors import DataError, Problem
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "conll")
 _EXTENSIONS = {
+    ".conll": "conll", ".bio": "conll", ".iob": "conll", ".iob2": "conll",
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
     ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet",
 }
@@ -52,7 +53,7 @@ def detect_format(path: Path, fmt: str | None) -> str:
     found = _EXTENSIONS.get(path.suffix.lower())
     if found is None:
         raise fail(str(path), None, f"cannot tell the format from the extension '{path.suffix}'; "
-                   f"use .csv, .tsv, .jsonl or .parquet, or pass fmt= (one of {', '.join(FORMATS)})")
+                   f"use .csv, .tsv, .jsonl, .parquet or .conll, or pass fmt= (one of {', '.join(FORMATS)})")
     return found
 
 
@@ -146,6 +147,44 @@ def iter_jsonl(path: Path, file: str) -> Iterator[tuple[int, Any]]:
                 yield number, BadRecord(Problem(file, number, None, reason), {"raw": text.rstrip("\r\n")})
             elif text.strip():
                 yield number, _parse_json_line(text, number, file)
+
+
+def iter_conll(path: Path, file: str) -> Iterator[tuple[int, Any]]:
+    """Stream a CoNLL file as one row per sentence: ``{"tokens", "tags", "_lines"}``.
+
+    Each line holds a token and its tag (the first and the last whitespace-separated
+    column, so four-column CoNLL-2003 files work too); a blank line ends a sentence;
+    ``-DOCSTART-`` lines are ignored. A sentence carries the line of its first token, and
+    ``_lines`` the line of every token (for messages about one tag).
+    """
+    bad_lines: dict[int, str] = {}
+    tokens: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    problem: Problem | None = None
+
+    def sentence():
+        row = {"tokens": tokens, "tags": tags, "_lines": lines}
+        return lines[0], (BadRecord(problem, row) if problem else row)
+
+    with path.open("rb") as f:
+        for number, text in enumerate(_decoded_lines(f, bad_lines), start=1):
+            fields = text.split()
+            if not fields or fields[0] == "-DOCSTART-":
+                if lines:
+                    yield sentence()
+                tokens, tags, lines, problem = [], [], [], None
+                continue
+            reason = bad_lines.pop(number, None)
+            if reason is None and len(fields) < 2:
+                reason = "expected a token and its tag separated by whitespace, found one column"
+            if reason is not None and problem is None:
+                problem = Problem(file, number, None, reason)
+            tokens.append(fields[0])
+            tags.append(fields[-1])
+            lines.append(number)
+    if lines:
+        yield sentence()
 
 
 def _parse_json_line(text: str, number: int, file: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -12,14 +12,32 @@ __all__ = ["Encoded", "encode_texts", "batch_order", "collate"]
 
 @dataclass
 class Encoded:
-    """Token ids per example (unpadded) plus optional targets tensor."""
+    """Token ids per example (unpadded) plus optional targets.
+
+    Attributes:
+        input_ids, token_type_ids: per example, unpadded.
+        targets: a tensor with one row per example, or (token classification) one list of
+            per-position targets per example, padded with -100 in each batch.
+        extra: further texts per example (retrieval: ``pair``, ``neg0``...), padded into
+            ``{name}_input_ids`` / ``{name}_attention_mask``.
+        windows: token classification: which sentence and words each row holds.
+    """
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None = None
-    targets: torch.Tensor | None = None
+    targets: torch.Tensor | list[list[int]] | None = None
+    extra: dict[str, list[list[int]]] = field(default_factory=dict)
+    windows: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def lengths(self) -> list[int]:
+        """The longest of an example's sequences, per example (sets batch cost)."""
+        out = [len(x) for x in self.input_ids]
+        for rows in self.extra.values():
+            out = [max(a, len(b)) for a, b in zip(out, rows)]
+        return out
 
 
 def encode_texts(tokenizer, texts: list[str], pairs: list[str] | None = None, max_length: int = 128) -> Encoded:
@@ -54,22 +72,32 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, grou
     return batches
 
 
-def collate(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the chosen examples to their longest; returns model inputs (+ ``targets``)."""
-    rows = [encoded.input_ids[i] for i in indices]
+def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for n, row in enumerate(rows):
         ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[n, : len(row)] = 1
+    return ids, mask
+
+
+def collate(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad the chosen examples to their longest; returns model inputs (+ ``targets``)."""
+    rows = [encoded.input_ids[i] for i in indices]
+    width = max(len(r) for r in rows)
+    ids, mask = _pad(rows, pad_id)
     batch = {"input_ids": ids, "attention_mask": mask}
+    for name, extra_rows in encoded.extra.items():
+        batch[f"{name}_input_ids"], batch[f"{name}_attention_mask"] = _pad([extra_rows[i] for i in indices], pad_id)
     if encoded.token_type_ids is not None:
         types = torch.zeros((len(rows), width), dtype=torch.long)
         for n, i in enumerate(indices):
             row = encoded.token_type_ids[i]
             types[n, : len(row)] = torch.tensor(row, dtype=torch.long)
         batch["token_type_ids"] = types
-    if encoded.targets is not None:
+    if isinstance(encoded.targets, list):
+        batch["targets"] = _pad([encoded.targets[i] for i in indices], -100)[0][:, :width]
+    elif encoded.targets is not None:
         batch["targets"] = encoded.targets[indices]
     return batch

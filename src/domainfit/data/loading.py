@@ -22,6 +22,7 @@ from typing import Any
 from domainfit.data import _readers
 from domainfit.data._checks import check_columns, parse_row, skipped_rows
 from domainfit.data._labels import label_parser
+from domainfit.data.tokens import TOKEN_TASK, parse_token_row
 from domainfit.data.types import ColumnSpec, Dataset, Example, SkippedRow
 from domainfit.data.validation import (
     CLASS_TASKS, format_lines, row_problems, single_class_problems, validate_examples,
@@ -55,8 +56,8 @@ def read_rows(source: Any, *, fmt: str | None = None) -> Iterator[tuple[int, dic
     Args:
         source: a path (``str`` or ``os.PathLike``), a pandas DataFrame, or an iterable
             of dicts.
-        fmt: ``"csv"``, ``"tsv"``, ``"jsonl"`` or ``"parquet"``; by default taken from the
-            extension (.csv, .tsv, .jsonl/.ndjson/.json, .parquet).
+        fmt: ``"csv"``, ``"tsv"``, ``"jsonl"``, ``"parquet"`` or ``"conll"``; by default taken
+            from the extension (.csv, .tsv, .jsonl/.ndjson/.json, .parquet, .conll/.bio/.iob).
 
     Returns:
         A generator of ``(line, row_dict)``.
@@ -95,6 +96,8 @@ def _open(source: Any, fmt: str | None) -> _Opened:
             rows = _readers.iter_parquet(path, name)
         elif kind == "jsonl":
             rows = _readers.iter_jsonl(path, name)
+        elif kind == "conll":
+            rows = _readers.iter_conll(path, name)
         else:
             rows = _readers.iter_delimited(path, name, "\t" if kind == "tsv" else ",")
         return _Opened(name, path, _non_empty(rows, name))
@@ -133,13 +136,16 @@ def load_dataset(
 ) -> Dataset:
     """Read, parse and validate a data set for ``task``.
 
-    Labels: ``classification`` gives stripped strings (``1`` becomes ``"1"``);
+    Labels: ``classification`` and ``pair`` give stripped strings (``1`` becomes ``"1"``);
     ``multilabel`` gives lists from ``"a|b"``, a JSON list string or a real list;
-    ``regression`` gives finite floats.
+    ``regression`` gives finite floats; ``retrieval`` needs none (the pair column holds the
+    positive text); ``token-classification`` reads tokens + BIO tags or text + spans (see
+    :mod:`domainfit.data.tokens`).
 
     Args:
         source: a path, a pandas DataFrame or a list of dicts (see :func:`read_rows`).
-        task: ``"classification"``, ``"multilabel"`` or ``"regression"``.
+        task: ``"classification"``, ``"multilabel"``, ``"regression"``, ``"pair"``,
+            ``"retrieval"`` or ``"token-classification"``.
         columns: which columns hold the text, the label and an optional second text.
         require_labels: whether every row needs a label (False for prediction data; the
             label column may then be absent).
@@ -162,9 +168,13 @@ def load_dataset(
         >>> data.examples[0]
         Example(text='where is my card?', label='card_arrival', text_pair=None, line=2)
     """
-    parse_label = label_parser(task)
     if on_bad_rows not in _POLICIES:
         raise ConfigError(f"on_bad_rows must be one of {', '.join(_POLICIES)}, not '{on_bad_rows}'")
+    if task == TOKEN_TASK:
+        return _load_tokens(_open(source, fmt), columns, on_bad_rows)
+    parse_label = label_parser(task)
+    if task == "retrieval":
+        require_labels = False
     opened = _open(source, fmt)
     rows, in_memory_hash = _collect(opened)
     check_columns(rows, opened.name, columns, require_labels)
@@ -180,10 +190,32 @@ def load_dataset(
         if left:
             raise DataError(left, hint="Only one label is left once the rows with problems are left out.")
     if skipped:
-        warnings.append(f"{opened.name}: {len(skipped)} row(s) with problems were left out "
-                        f"({format_lines([s.line for s in skipped])}); they are listed with the "
-                        f"reason in {SKIPPED_FILENAME}")
-    fingerprint = _file_sha256(opened.path) if opened.path else in_memory_hash
+        warnings.append(_skipped_warning(opened.name, skipped))
+    fingerprint = file_sha256(opened.path) if opened.path else in_memory_hash
+    return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings)
+
+
+def _load_tokens(opened: _Opened, columns: ColumnSpec, on_bad_rows: str) -> Dataset:
+    """Token-classification data: every row parsed into words and BIO tags."""
+    rows, in_memory_hash = _collect(opened)
+    readable = [row for _, row in rows if not isinstance(row, _readers.BadRecord)]
+    if readable and not any(columns.text in row or "tokens" in row for row in readable):
+        found = ", ".join(f"'{c}'" for c in dict.fromkeys(k for row in readable[:100] for k in row))
+        raise DataError([Problem(opened.name, None, None, f"no row has a 'tokens' column (with 'tags') or a "
+                                 f"'{columns.text}' column (with 'spans'); the columns are {found}")])
+    examples, problems = [], []
+    for line, row in rows:
+        if isinstance(row, _readers.BadRecord):
+            problems.append(row.problem)
+            continue
+        example, found = parse_token_row(row, line, opened.name, columns)
+        problems += found
+        if example is not None:
+            examples.append(example)
+    problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
+    kept, skipped = _apply_policy(examples, problems, rows, opened.name, on_bad_rows)
+    warnings = [_skipped_warning(opened.name, skipped)] if skipped else []
+    fingerprint = file_sha256(opened.path) if opened.path else in_memory_hash
     return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings)
 
 
@@ -237,7 +269,13 @@ def _apply_policy(
     return kept, skipped
 
 
-def _file_sha256(path: Path) -> str:
+def _skipped_warning(name: str, skipped: list[SkippedRow]) -> str:
+    return (f"{name}: {len(skipped)} row(s) with problems were left out ({format_lines([s.line for s in skipped])}); "
+            f"they are listed with the reason in {SKIPPED_FILENAME}")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -23,17 +23,23 @@ class Example:
 
     Attributes:
         text: the input text.
-        label: the parsed target: ``str`` for classification, ``list[str]`` for multilabel,
-            ``float`` for regression, ``None`` when the data has no labels (prediction).
+        label: the parsed target: ``str`` for classification, ``list[str]`` for multilabel
+            and for token classification (one BIO tag per word), ``float`` for regression, ``None`` when the data has no labels (prediction).
         text_pair: optional second text (sentence pairs).
         line: where the example came from (file line, or row index for in-memory data),
             used only in messages.
+        tokens: token classification: the words, in order.
+        offsets: token classification: each word's ``(start, end)`` in ``text``.
+        negatives: retrieval: documents that do not answer the query (hard negatives).
     """
 
     text: str
     label: Any = None
     text_pair: str | None = None
     line: int | None = None
+    tokens: list[str] | None = None
+    offsets: list[tuple[int, int]] | None = None
+    negatives: list[str] | None = None
 
 
 @dataclass

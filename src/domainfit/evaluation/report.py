@@ -10,6 +10,8 @@ classification    ``metrics.json``, ``report.md``, ``confused_pairs.png`` (alway
                   chart carries the same signal), ``reliability.png`` (with ``probs``)
 multilabel        ``metrics.json``, ``report.md``
 regression        ``metrics.json``, ``report.md``, ``residuals.png``
+token-cl.         ``metrics.json``, ``report.md`` (per entity type, wrong sentences)
+retrieval         ``metrics.json``, ``report.md`` (queries that found nothing relevant)
 ================  =================================================================
 
 Sentence-pair tasks report as ``classification`` or ``regression``.
@@ -150,8 +152,30 @@ def _regression(out_dir, metrics, texts, y_true, y_pred, probs, labels):
     return lines, ["residuals.png"]
 
 
+def _token_classification(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+    rows = [(kind, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), m["support"], m["predicted"])
+            for kind, m in metrics.get("per_type", {}).items()]
+    lines = ["## Per entity type", ""]
+    lines += _table(["Type", "Precision", "Recall", "F1", "Gold", "Predicted"], rows) if rows else ["No entities.", ""]
+    wrong = [i for i in range(len(y_true)) if list(y_true[i]) != list(y_pred[i])]
+    lines += [f"## Sentences with wrong tags (first {_TOP_MISTAKES})", ""]
+    shown = [(i, " ".join(t for t in y_true[i] if t != "O") or "—", " ".join(t for t in y_pred[i] if t != "O") or "—",
+              _text(texts, i)) for i in wrong[:_TOP_MISTAKES]]
+    lines += _table(["Row", "True entities", "Predicted entities", "Text"], shown) if shown else ["None.", ""]
+    return lines, []
+
+
+def _retrieval(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+    missed = [i for i in range(len(y_true)) if not set(y_pred[i][:10]) & set(y_true[i])]
+    lines = [f"## Queries with no relevant document in the top 10 (first {_TOP_MISTAKES} of {len(missed)})", ""]
+    rows = [(i, _text(texts, i), ", ".join(map(str, y_pred[i][:3]))) for i in missed[:_TOP_MISTAKES]]
+    lines += _table(["Row", "Query", "Top 3 retrieved"], rows) if rows else ["None.", ""]
+    return lines, []
+
+
 _SECTIONS = {"classification": _classification, "multilabel": _multilabel,
-             "regression": _regression}
+             "regression": _regression, "token-classification": _token_classification,
+             "retrieval": _retrieval}
 
 
 def _headline(metrics: dict) -> list[str]:

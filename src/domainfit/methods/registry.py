@@ -85,6 +85,7 @@ class Method:
             no early stopping) — for methods meant for a handful of examples.
         before_fit: optional ``before_fit(ctx: FitContext)``: prepares the model (and may add
             training examples) before the supervised loop starts.
+        tasks: the tasks the method works for (None: every task).
     """
 
     name: str
@@ -99,6 +100,7 @@ class Method:
     label_smoothing: float = 0.1
     needs_validation: bool = True
     before_fit: Callable[[FitContext], None] | None = None
+    tasks: tuple[str, ...] | None = None
 
     def parse(self, options: dict) -> Any:
         """Build the settings dataclass, rejecting unknown options with the known list."""
@@ -132,7 +134,8 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     that describe outputs (regression scale and shift)."""
     state = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     for name in ("output_scale", "output_shift"):
-        state[name] = getattr(model, name).detach()
+        if hasattr(model, name):
+            state[name] = getattr(model, name).detach()
     return state
 
 

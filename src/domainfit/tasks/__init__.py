@@ -8,23 +8,32 @@ from __future__ import annotations
 from .base import Task
 from .classification import ClassificationTask
 from .multilabel import MultiLabelTask
+from .pair import PAIR_VARIANTS, PairClassificationTask, pair_variant
 from .regression import RegressionTask
+from .retrieval import RetrievalTask
+from .token import TokenClassificationTask
 
 TASKS: dict[str, Task] = {
     "classification": ClassificationTask(),
     "multilabel": MultiLabelTask(),
     "regression": RegressionTask(),
+    "token-classification": TokenClassificationTask(),
+    "pair": PairClassificationTask(),
+    "retrieval": RetrievalTask(),
 }
 
 
-def get_task(name: str) -> Task:
-    """Return the task registered as ``name``."""
+def get_task(name: str, variant: str | None = None) -> Task:
+    """Return the task registered as ``name`` (for ``pair``, in its ``variant``)."""
     from ..errors import ConfigError
 
+    if name == "pair" and variant is not None:
+        return PAIR_VARIANTS[variant]
     try:
         return TASKS[name]
     except KeyError:
         raise ConfigError(f"Unknown task {name!r}; choose one of: {', '.join(TASKS)}.") from None
 
 
-__all__ = ["TASKS", "Task", "get_task", "ClassificationTask", "MultiLabelTask", "RegressionTask"]
+__all__ = ["TASKS", "Task", "get_task", "pair_variant", "ClassificationTask", "MultiLabelTask", "RegressionTask",
+           "TokenClassificationTask", "RetrievalTask"]

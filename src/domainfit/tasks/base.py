@@ -21,6 +21,39 @@ class Task(ABC):
     primary_metric: str = ""
     higher_is_better: bool = True
     stratify: bool = False
+    model_kind: str = "sequence"  # "sequence" (pooled → head), "token" (a head per token), "embedding"
+    variant: str | None = None  # the pair task's flavour (classification, probability, score)
+    report_as: str | None = None  # the report layout, when it differs from ``name``
+    affine_output: bool = False  # the head's output is scaled by the training targets' std and mean
+    needs_pair: bool = False  # inputs are two texts (--text-pair-column is required)
+    splits_batches: bool = True  # a long batch may be cut into micro-batches (not with in-batch negatives)
+    validation_score = None  # optional ``fn(model, encoded, pad_id, bf16, device) -> float``
+
+    def encode_examples(self, tokenizer, examples: list, labels: list[str], max_length: int):
+        """Model inputs plus targets for ``examples`` (an :class:`Encoded`)."""
+        from ..data.batching import encode_texts
+
+        pairs = [e.text_pair or "" for e in examples] if any(e.text_pair for e in examples) else None
+        enc = encode_texts(tokenizer, [e.text for e in examples], pairs, max_length)
+        if examples and examples[0].label is not None:
+            enc.targets = self.encode([e.label for e in examples], labels)
+        return enc
+
+    def predict_examples(self, model, tokenizer, examples: list, labels: list[str], max_length: int,
+                         batch_size: int = 64) -> tuple[list[dict], torch.Tensor]:
+        """Decoded predictions and user-facing scores for ``examples`` (input order)."""
+        from ..data.batching import encode_texts
+        from ..training.loop import predict_logits
+
+        pairs = [e.text_pair or "" for e in examples] if any(e.text_pair for e in examples) else None
+        texts = [e.text for e in examples]
+        if hasattr(model, "text_logits"):  # reads raw text (the zeroshot LM backend)
+            logits = model.text_logits(texts, pairs)
+        else:
+            logits = predict_logits(model, encode_texts(tokenizer, texts, pairs, max_length),
+                                    tokenizer.pad_token_id, batch_size)
+        scores = self.probabilities(logits)
+        return self.decode(scores, labels), scores
 
     def label_list(self, targets: list[Any]) -> list[str]:
         """The sorted label names found in training targets."""

@@ -17,6 +17,7 @@ from .base import Task
 class RegressionTask(Task):
     name = "regression"
     primary_metric = "r2"
+    affine_output = True
 
     def num_outputs(self, labels):
         return 1

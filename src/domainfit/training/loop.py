@@ -118,6 +118,9 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     model.train(was_training)
     if not chunks:
         return torch.empty(0)
+    if chunks[0].ndim == 3:  # per-token logits: pad every batch to the longest sequence
+        width = max(c.shape[1] for c in chunks)
+        chunks = [torch.nn.functional.pad(c, (0, 0, 0, width - c.shape[1])) for c in chunks]
     out = torch.cat(chunks)
     result = torch.empty_like(out)
     result[torch.tensor(order)] = out
@@ -126,6 +129,8 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
 
 def _evaluate(accelerator, model, task: Task, val: Encoded, pad_id: int, bf16: bool) -> float:
     """Primary validation score; every process scores its shard and the shards are merged."""
+    if task.validation_score is not None:  # e.g. retrieval: every process scores the whole (small) set
+        return task.validation_score(accelerator.unwrap_model(model), val, pad_id, bf16, accelerator.device)
     rank, world = accelerator.process_index, accelerator.num_processes
     shard = list(range(rank, len(val), world))
     sub = Encoded([val.input_ids[i] for i in shard],
@@ -135,7 +140,11 @@ def _evaluate(accelerator, model, task: Task, val: Encoded, pad_id: int, bf16: b
         parts: list[Any] = [None] * world
         torch.distributed.all_gather_object(parts, (shard, logits))
         order = [i for s, _ in parts for i in s]
-        logits = torch.cat([lg for _, lg in parts])[torch.tensor(order).argsort()]
+        pieces = [lg for _, lg in parts]
+        if pieces[0].ndim == 3:
+            width = max(p.shape[1] for p in pieces)
+            pieces = [torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in pieces]
+        logits = torch.cat(pieces)[torch.tensor(order).argsort()]
     return task.quick_score(logits, val.targets)
 
 
@@ -164,7 +173,7 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
         The final :class:`TrainState` (``best_score``, ``history``...).
     """
     rank, world = accelerator.process_index, accelerator.num_processes
-    lengths = [len(x) for x in train.input_ids]  # once: the batch order and the token budget both use it
+    lengths = train.lengths()  # once: the batch order and the token budget both use it
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = count_steps(len(train), cfg)
     eval_every = max(1, round(cfg.eval_every_epochs * steps_per_epoch))
@@ -191,7 +200,7 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
             for batch in batches[state.step_in_epoch:]:
                 t0 = time.perf_counter()
                 loss = _step(accelerator, ddp_model, task, train, lengths, batch[rank::world], len(batch), cfg, pad_id,
-                             bf16, world)
+                             bf16, world, task.splits_batches)
                 if cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(ddp_model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
@@ -234,14 +243,15 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
     return state
 
 
-def _step(accelerator, model, task, train, lengths, share, global_size, cfg, pad_id, bf16, world) -> float:
+def _step(accelerator, model, task, train, lengths, share, global_size, cfg, pad_id, bf16, world,
+          split: bool = True) -> float:
     """Forward/backward over this process's share of one global batch; returns the mean loss."""
     weight = 1.0
     if not share:
         # A last batch smaller than the number of processes leaves this one without examples,
         # but DDP needs every process in the gradient all-reduce: run one example, weighted 0.
         share, weight = [0], 0.0
-    pieces = _micro_batches(share, lengths, cfg.grad_accumulation, cfg.max_batch_tokens)
+    pieces = _micro_batches(share, lengths, cfg.grad_accumulation, cfg.max_batch_tokens if split else 0)
     total = 0.0
     for n, piece in enumerate(pieces):
         batch = {k: v.to(accelerator.device) for k, v in collate(train, piece, pad_id).items()}

@@ -158,4 +158,5 @@ def contrastive_phase(ctx: FitContext) -> None:
 METHOD = register_method(Method(
     "fewshot", FewshotSettings, apply_full, saves_base=True, learning_rate=1e-4, check=check_fewshot,
     description="a few examples per class: prototype cosine head, then fine-tuning (SetFit's regime)",
-    normalize=True, label_smoothing=0.0, needs_validation=False, before_fit=before_fit))
+    normalize=True, label_smoothing=0.0, needs_validation=False, before_fit=before_fit,
+    tasks=("classification", "multilabel", "regression", "pair")))

@@ -122,4 +122,5 @@ def select_pseudo_labels(probabilities: torch.Tensor, settings: ZeroshotSettings
 METHOD = register_method(Method(
     "zeroshot", ZeroshotSettings, apply_zeroshot, saves_base=False, learning_rate=1e-4, check=check_zeroshot,
     description="no labelled data: label names and descriptions (optionally self-training on unlabelled text)",
-    normalize=True, label_smoothing=0.0, needs_validation=False))
+    normalize=True, label_smoothing=0.0, needs_validation=False,
+    tasks=("classification", "multilabel")))

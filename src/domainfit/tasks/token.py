@@ -1,0 +1,245 @@
+"""Token classification (NER): one BIO tag per word.
+
+Words are cut into sub-words by the model's tokenizer; the first sub-word of each word
+carries the word's tag and the others are ignored by the loss (-100), as are the special
+tokens. A sentence longer than the model's maximum is cut into windows at word
+boundaries (never inside an entity when training), so no word is lost; predictions of the
+windows are put back together per sentence.
+
+Labels are ``["O", "B-T1", "I-T1", "B-T2", "I-T2", ...]`` (types sorted), so a tag's index
+alone says its type and prefix: index ``1 + 2t`` is ``B-`` of type ``t``, ``2 + 2t`` is
+``I-``. Metrics follow seqeval's conventions (conlleval): an entity counts only when its
+type and both ends match exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..data.tokens import entities_from_tags, repair_bio
+from .base import Task
+
+__all__ = ["TokenClassificationTask", "entity_metrics"]
+
+
+@dataclass
+class _Window:
+    example: int  # index of the sentence
+    first_word: int  # index of the window's first word in the sentence
+    positions: list[int | None]  # per word of the window: position of its first sub-word, or None
+
+
+def _special_layout(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids a single sequence gets before and after its words."""
+    plain = tokenizer("hello", add_special_tokens=False)["input_ids"]
+    full = tokenizer("hello")["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start], full[start + len(plain):]
+    return [], []
+
+
+def _windows(tokenizer, examples, max_length: int, tags: list[list[str]] | None):
+    """Encode every sentence as one or more windows of at most ``max_length`` positions."""
+    word_lists = [list(e.tokens) for e in examples]
+    if not word_lists:
+        return [], []
+    encoded = tokenizer(word_lists, is_split_into_words=True, add_special_tokens=False, truncation=False,
+                        verbose=False)
+    prefix, suffix = _special_layout(tokenizer)
+    before = len(prefix)
+    budget = max(1, max_length - len(prefix) - len(suffix))
+    rows, windows = [], []
+    for n, words in enumerate(word_lists):
+        ids = encoded["input_ids"][n]
+        pieces: list[list[int]] = [[] for _ in words]
+        for position, word in enumerate(encoded.word_ids(n)):
+            if word is not None:
+                pieces[word].append(ids[position])
+        start = 0
+        while start < len(words) or (start == 0 and not words):
+            end, used = start, 0
+            while end < len(words) and used + max(1, len(pieces[end][:budget])) <= budget:
+                used += len(pieces[end][:budget])
+                end += 1
+            end = max(end, start + 1)
+            if tags is not None and end < len(words):
+                # do not cut an entity in two: end the window before the entity's first word
+                back = end
+                while back > start + 1 and tags[n][back].startswith("I-"):
+                    back -= 1
+                end = back
+            row, positions = [], []
+            for word in range(start, end):
+                piece = pieces[word][:budget]
+                positions.append(before + len(row) if piece else None)
+                row.extend(piece)
+            rows.append(prefix + row + suffix)
+            windows.append(_Window(n, start, positions))
+            start = end
+            if not words:
+                break
+    return rows, windows
+
+
+class TokenClassificationTask(Task):
+    name = "token-classification"
+    primary_metric = "f1"
+    model_kind = "token"
+
+    def label_list(self, targets):
+        types = sorted({tag[2:] for tags in targets for tag in tags if tag != "O"})
+        return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in "BI"]
+
+    def num_outputs(self, labels):
+        return len(labels)
+
+    def encode(self, targets, labels):
+        index = {name: i for i, name in enumerate(labels)}
+        # A type unseen in training maps to O (the model cannot predict it; metrics count it missed).
+        return [[index.get(tag, 0) for tag in tags] for tags in targets]
+
+    def encode_examples(self, tokenizer, examples, labels, max_length):
+        from ..data.batching import Encoded
+
+        gold = [e.label for e in examples] if examples and examples[0].label is not None else None
+        rows, windows = _windows(tokenizer, examples, max_length, gold)
+        enc = Encoded(input_ids=rows)
+        enc.windows = windows
+        if gold is not None:
+            ids = self.encode(gold, labels)
+            targets = []
+            for window, row in zip(windows, rows):
+                target = [-100] * len(row)
+                for k, position in enumerate(window.positions):
+                    if position is not None:
+                        target[position] = ids[window.example][window.first_word + k]
+                targets.append(target)
+            enc.targets = targets
+        return enc
+
+    def loss(self, logits, targets, label_smoothing=0.0):
+        width = min(logits.shape[1], targets.shape[1])
+        return F.cross_entropy(logits[:, :width].float().reshape(-1, logits.shape[-1]),
+                               targets[:, :width].reshape(-1), ignore_index=-100, label_smoothing=label_smoothing)
+
+    def probabilities(self, logits):
+        return logits.float().softmax(-1)
+
+    def decode(self, scores, labels, top_k=3):
+        raise NotImplementedError("token classification decodes words: use predict_examples")
+
+    def quick_score(self, logits, targets):
+        """Entity-level micro F1 over the first sub-words (tags read from their indices)."""
+        if isinstance(targets, list):
+            width = logits.shape[1]
+            targets = torch.tensor([t[:width] + [-100] * (width - len(t)) for t in targets], dtype=torch.long)
+        pred = logits.argmax(-1)
+        gold_tags, pred_tags = [], []
+        for p_row, g_row in zip(pred.tolist(), targets.tolist()):
+            keep = [i for i, g in enumerate(g_row) if g != -100]
+            gold_tags.append([_index_tag(g_row[i]) for i in keep])
+            pred_tags.append(repair_bio([_index_tag(p_row[i]) for i in keep]))
+        return entity_metrics(gold_tags, pred_tags)["f1"]
+
+    def predict_examples(self, model, tokenizer, examples, labels, max_length, batch_size=64):
+        """Per example ``{"tags", "entities", "tokens"}``; scores are per-word probabilities."""
+        from ..training.loop import predict_logits
+
+        enc = self.encode_examples(tokenizer, [_unlabelled(e) for e in examples], labels, max_length)
+        logits = predict_logits(model, enc, tokenizer.pad_token_id, batch_size) if len(enc) else torch.empty(0)
+        probs = logits.float().softmax(-1) if len(enc) else logits
+        word_probs: list[list[torch.Tensor | None]] = [[None] * len(e.tokens) for e in examples]
+        for w, window in enumerate(enc.windows):
+            for k, position in enumerate(window.positions):
+                if position is not None:
+                    word_probs[window.example][window.first_word + k] = probs[w, position]
+        predictions = []
+        for example, per_word in zip(examples, word_probs):
+            tags, confidences = [], []
+            for p in per_word:
+                if p is None:  # a word the tokenizer dropped entirely (e.g. a control character)
+                    tags.append("O")
+                    confidences.append(1.0)
+                else:
+                    best = int(p.argmax())
+                    tags.append(labels[best])
+                    confidences.append(float(p[best]))
+            tags = repair_bio(tags)
+            predictions.append({"tags": tags, "tokens": list(example.tokens),
+                                "entities": _entities(example, tags, confidences)})
+        return predictions, word_probs
+
+    def metrics(self, targets, predictions, scores, labels):
+        return entity_metrics([list(t) for t in targets], [p["tags"] for p in predictions])
+
+
+def _unlabelled(example):
+    from dataclasses import replace
+
+    return replace(example, label=None)
+
+
+def _index_tag(index: int) -> str:
+    if index == 0:
+        return "O"
+    return f"{'B' if (index - 1) % 2 == 0 else 'I'}-{(index - 1) // 2}"
+
+
+def _entities(example, tags, confidences) -> list[dict]:
+    out = []
+    for kind, first, last in entities_from_tags(tags):
+        start, end = example.offsets[first][0], example.offsets[last - 1][1]
+        score = sum(confidences[first:last]) / (last - first)
+        out.append({"label": kind, "start": start, "end": end, "text": example.text[start:end],
+                    "score": round(score, 6)})
+    return out
+
+
+def entity_metrics(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """Entity-level precision, recall and F1 (micro over all entities, per type, macro over
+    types) and token accuracy, for valid BIO sequences (seqeval's default conventions).
+
+    Example:
+        >>> entity_metrics([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])["f1"]
+        0.0
+    """
+    from collections import Counter
+
+    true_pos, n_gold, n_pred = Counter(), Counter(), Counter()
+    correct_tokens = total_tokens = 0
+    for g_tags, p_tags in zip(gold, predicted, strict=True):
+        if len(g_tags) != len(p_tags):
+            raise ValueError(f"{len(g_tags)} gold tags but {len(p_tags)} predicted tags in one sentence")
+        g_set, p_set = set(entities_from_tags(g_tags)), set(entities_from_tags(p_tags))
+        for kind, _, _ in g_set:
+            n_gold[kind] += 1
+        for kind, _, _ in p_set:
+            n_pred[kind] += 1
+        for kind, _, _ in g_set & p_set:
+            true_pos[kind] += 1
+        correct_tokens += sum(g == p for g, p in zip(g_tags, p_tags))
+        total_tokens += len(g_tags)
+
+    def prf(tp: int, n_p: int, n_g: int) -> tuple[float, float, float]:
+        precision = tp / n_p if n_p else 0.0
+        recall = tp / n_g if n_g else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return precision, recall, f1
+
+    per_type = {}
+    for kind in sorted(set(n_gold) | set(n_pred)):
+        p, r, f = prf(true_pos[kind], n_pred[kind], n_gold[kind])
+        per_type[kind] = {"precision": p, "recall": r, "f1": f, "support": n_gold[kind], "predicted": n_pred[kind]}
+    p, r, f = prf(sum(true_pos.values()), sum(n_pred.values()), sum(n_gold.values()))
+    gold_types = [k for k in per_type if per_type[k]["support"]]
+    return {
+        "precision": p, "recall": r, "f1": f,
+        "macro_f1": sum(per_type[k]["f1"] for k in gold_types) / len(gold_types) if gold_types else 0.0,
+        "token_accuracy": correct_tokens / total_tokens if total_tokens else 0.0,
+        "entities": sum(n_gold.values()), "predicted_entities": sum(n_pred.values()),
+        "per_type": per_type, "n": len(gold), "primary_metric": "f1",
+    }
