@@ -1,7 +1,7 @@
 """FAQ retrieval on StackFAQ: BM25, the untuned encoder, domainfit's fine-tuned bi-encoder,
 and the bi-encoder with domainfit's cross-encoder reranking, in one run.
 
-    python benchmarks/faq_retrieval.py [--test-share 0.2] [--seed 0] [--candidates 20]
+    python benchmarks/faq_retrieval.py [--test-share 0.2] [--seed 0] [--candidates 10]
 
 The 125 threads are split by thread (seeded): the test threads' paraphrased queries are
 never seen in training. The corpus is every FAQ pair (question + answer, 719 documents,
@@ -187,7 +187,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--test-share", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--candidates", type=int, default=20)
+    ap.add_argument("--candidates", type=int, default=10)
     ap.add_argument("--set", action="append", default=[], help="domainfit bi-encoder setting")
     args = ap.parse_args()
     docs, train, test, by_thread, test_threads = _split(args.test_share, args.seed)

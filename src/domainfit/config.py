@@ -79,7 +79,7 @@ class TrainingConfig:
     group_by_length: bool = _f(True, "Batch texts of similar length together (less padding, faster).")
     freeze_embeddings: bool = _f(True, "Keep the word-embedding matrix fixed (faster, less memory).")
     dropout: float | None = _f(None, "Dropout of the encoder and the head; None keeps the encoder's own and uses 0.1 in the head.")
-    label_smoothing: float | None = _f(None, "Label smoothing for single-label classification; None uses the "
+    label_smoothing: float | None = _f(None, "Label smoothing for single-label and token classification; None uses the "
                                              "method's default (0.1; fewshot 0).")
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")

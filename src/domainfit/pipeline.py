@@ -244,7 +244,7 @@ def _prepare(cfg: RunConfig, train_data, eval_data, validation_data) -> _Prepare
         raise DataError([Problem(train_ds.source, None, cfg.data.label_column, reason)])
     datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
     warnings = extra_warnings + [w for d in datasets.values() for w in d.warnings]
-    if eval_ds is not None:
+    if eval_ds is not None and labels:  # scores (regression, pair scores) and retrieval have no label set
         warnings += [str(u) for u in check_eval_labels(labels, eval_ds)]
     signature = _signature(cfg, [d.fingerprint for d in datasets.values()])
     return _Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
@@ -342,7 +342,7 @@ def train(config: RunConfig | str | Path | None = None, *, overrides: list[str] 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     resuming = _start_output(p, out, resume, overwrite, accelerator)
 
-    lr = cfg.training.learning_rate or p.method.learning_rate
+    lr = cfg.training.learning_rate or p.method.learning_rate * p.task.learning_rate_factor
     bf16 = resolve_precision(cfg.training.precision, accelerator.device)
     extra = len(p.labels) if p.method.before_fit is not None else 0  # room for examples the hook may add
     total_steps = count_steps(len(p.train_ex) + extra, cfg.training)
@@ -421,11 +421,15 @@ def _finish(p: _Prepared, model, manifest: dict, out: Path) -> dict:
     model.eval()
     scored = _score(model, p.tokenizer, p.task, p.labels, examples, p.cfg.training.max_length) if examples else None
     manifest["metrics"] = {name: _headline(scored[0])} if scored else {}
-    report = (lambda folder: _write_report(folder, p.task, examples, p.labels, scored, f"Evaluation on {name} data")) \
-        if scored else None
+
+    def report(folder: Path) -> None:
+        from .export import write_parity_sample
+
+        _write_report(folder, p.task, examples, p.labels, scored, f"Evaluation on {name} data")
+        write_parity_sample(folder.parent, examples)  # held-out inputs for an export's parity check
     state_dict = model.state_dict() if p.method.saves_base else trainable_state(model)
     write_artifact(out, model=model, tokenizer=p.tokenizer, manifest=manifest, state=state_dict,
-                   saves_base=p.method.saves_base, report_writer=report)
+                   saves_base=p.method.saves_base, report_writer=report if scored else None)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / "run.json").unlink(missing_ok=True)
     return scored[0] if scored else None
@@ -507,7 +511,8 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
                          text_pair_column or trained.get("text_pair_column"))
     ds = load_dataset(data, task=predictor.task.name, columns=columns, on_bad_rows=on_bad_rows,
                       tokenizer=predictor.tokenizer, max_length=predictor.max_length)
-    for w in ds.warnings + [str(u) for u in check_eval_labels(predictor.labels, ds)]:
+    unseen = check_eval_labels(predictor.labels, ds) if predictor.labels else []
+    for w in ds.warnings + [str(u) for u in unseen]:
         say(f"[yellow]warning:[/] {escape(w)}")
     if rerank is not None and predictor.task.name != "retrieval":
         raise ConfigError("--rerank reorders a retrieval model's results; this is a "

@@ -28,6 +28,7 @@ class Task(ABC):
     needs_pair: bool = False  # inputs are two texts (--text-pair-column is required)
     splits_batches: bool = True  # a long batch may be cut into micro-batches (not with in-batch negatives)
     validation_score = None  # optional ``fn(model, encoded, pad_id, bf16, device) -> float``
+    learning_rate_factor: float = 1.0  # scales the method's default learning rate for this task
 
     def encode_examples(self, tokenizer, examples: list, labels: list[str], max_length: int):
         """Model inputs plus targets for ``examples`` (an :class:`Encoded`)."""
