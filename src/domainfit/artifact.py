@@ -6,7 +6,9 @@ Layout (see DESIGN.md)::
       domainfit.json          manifest (written last: a folder without it is unfinished)
       model.safetensors       full weights (method saves_base) — or —
       adapter.safetensors     what the method trained + the head; the base model is
-                              referenced by name and sha256 in the manifest
+                              referenced by name and sha256 in the manifest — or —
+      model.onnx              an exported graph (manifest ``backend: onnx``; see export.py)
+      parity_sample.jsonl     held-out inputs for the export parity check
       config.json             the encoder's architecture
       tokenizer files
       report/                 evaluation report
@@ -74,7 +76,8 @@ def write_artifact(dest: Path, *, model: torch.nn.Module, tokenizer: Any, manife
         manifest: the manifest body (format and version fields are added here).
         state: tensors to store: the full state dict or the method's trainable state.
         saves_base: True → ``model.safetensors``; False → ``adapter.safetensors``.
-        report_writer: optional ``fn(folder)`` that writes ``report/`` into the staging folder.
+        report_writer: optional ``fn(folder)`` that writes ``report/`` (``folder``) into the staging
+            folder; it may add files beside it (the parity sample).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +117,10 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
 
     path = Path(path)
     manifest = manifest or read_manifest(path)
+    if manifest.get("backend") == "onnx":
+        from .export import load_onnx
+
+        return load_onnx(path, manifest)
     if manifest["model"].get("kind") == "lm-label-scorer":
         from .methods.zeroshot.lm import load_lm_scorer
 

@@ -27,17 +27,27 @@ class Predictor:
         'card_arrival'
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, manifest: dict | None = None):
         from transformers import AutoTokenizer
 
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
+        self.manifest = manifest or read_manifest(self.path)
         self.task = get_task(self.manifest["task"], self.manifest.get("task_variant"))
         self.labels: list[str] = list(self.manifest.get("labels", []))
         self.max_length: int = self.manifest["model"]["max_length"]
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.model = load_model(self.path, self.manifest)
         self._index = None
+
+    @classmethod
+    def from_parts(cls, path: str | Path, manifest: dict) -> Predictor:
+        """A predictor for a folder whose manifest is not written yet (export staging)."""
+        return cls(path, manifest)
+
+    @property
+    def backend(self) -> str:
+        """``torch`` or ``onnx`` (from the manifest)."""
+        return self.manifest.get("backend", "torch")
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.path)!r}, task={self.task.name!r}, labels={len(self.labels)})"

@@ -1,0 +1,275 @@
+"""Export an artifact to ONNX (optionally int8), with a parity check against the torch model.
+
+``domainfit export MODEL --format onnx [--quantize int8] --output DIR`` writes a new
+artifact folder: the same manifest (plus an ``export`` section), the tokenizer, and
+``model.onnx`` instead of safetensors. It runs with ``onnxruntime`` alone and loads
+through ``domainfit.load`` like any other artifact (``Predictor`` picks the backend from
+the manifest).
+
+* Parameter-efficient methods are merged into the encoder first (LoRA, AdaLoRA and IA3
+  through peft's ``merge_and_unload``; adapters and BitFit are plain modules and biases);
+  prompt tuning is traced with its virtual tokens. Prefix tuning passes its prefixes as
+  attention caches, which the ONNX tracer cannot follow: it is refused with that reason.
+* The graph is traced with ``torch.onnx.export(dynamo=False)`` (dynamic batch and length);
+  int8 uses ``onnxruntime.quantization.quantize_dynamic`` (weights int8 per channel,
+  activations quantised on the fly).
+* Parity: the exported graph and the torch model score the same held-out texts (``--data``,
+  else the sample of validation texts stored in the artifact at training time); the
+  largest probability difference and the share of identical top predictions are written
+  into the manifest, and the export fails (nothing is written) when the agreement is below
+  ``--min-agreement`` (default 0.99).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .artifact import MANIFEST
+from .errors import ConfigError, DomainfitError
+
+__all__ = ["export_model", "OnnxModel", "PARITY_SAMPLE", "write_parity_sample"]
+
+PARITY_SAMPLE = "parity_sample.jsonl"
+PARITY_ROWS = 256
+
+
+def write_parity_sample(folder: Path, examples: list) -> None:
+    """Store up to ``PARITY_ROWS`` held-out inputs (text, pair, words) for later parity checks."""
+    with (folder / PARITY_SAMPLE).open("w", encoding="utf-8") as f:
+        for e in examples[:PARITY_ROWS]:
+            f.write(json.dumps({"text": e.text, "text_pair": e.text_pair, "tokens": e.tokens},
+                               ensure_ascii=False) + "\n")
+
+
+class _Traced(torch.nn.Module):
+    """What the graph computes: logits (per text or per token) or embeddings."""
+
+    def __init__(self, model, embedding: bool):
+        super().__init__()
+        self.model = model
+        self.embedding = embedding
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        extra = {"token_type_ids": token_type_ids}
+        if self.embedding:
+            return self.model.embed(input_ids, attention_mask, **extra)
+        return self.model(input_ids, attention_mask, **extra)
+
+
+def _merge_peft(model) -> None:
+    from peft import PeftModel
+
+    encoder = model.encoder
+    if not isinstance(encoder, PeftModel):
+        return
+    peft_type = str(encoder.peft_config["default"].peft_type).split(".")[-1].upper()
+    if peft_type == "PREFIX_TUNING":
+        raise DomainfitError("a prefix-tuned model cannot be exported to ONNX: its prefixes enter every layer "
+                             "as attention caches, which the ONNX tracer does not follow. Export works for "
+                             "full, lora, adalora, ia3, prompt, adapter, bitfit, fewshot and zeroshot models.")
+    if hasattr(encoder, "merge_and_unload") and peft_type in ("LORA", "ADALORA", "IA3"):
+        model.encoder = encoder.merge_and_unload()
+
+
+def _parity_inputs(predictor, data: Any, limit: int = PARITY_ROWS) -> list:
+    from .data import load_dataset
+    from .data.types import ColumnSpec, Example
+
+    if data is not None:
+        trained = predictor.manifest.get("config", {}).get("data", {})
+        columns = ColumnSpec(trained.get("text_column", "text"), trained.get("label_column", "label"),
+                             trained.get("text_pair_column"))
+        ds = load_dataset(data, task=predictor.task.name, columns=columns, require_labels=False,
+                          on_bad_rows="skip")
+        return ds.examples[:limit]
+    sample = predictor.path / PARITY_SAMPLE
+    if not sample.is_file():
+        raise ConfigError(f"{predictor.path} stores no validation sample for the parity check; pass --data FILE "
+                          "with held-out texts.")
+    rows = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Example(r["text"], text_pair=r.get("text_pair"), tokens=r.get("tokens"),
+                    offsets=_offsets(r.get("tokens"))) for r in rows][:limit]
+
+
+def _offsets(tokens):
+    if not tokens:
+        return None
+    out, position = [], 0
+    for t in tokens:
+        out.append((position, position + len(t)))
+        position += len(t) + 1
+    return out
+
+
+def _outputs(predictor, examples) -> np.ndarray:
+    """Scores per example (probabilities, values, per-word probabilities or embeddings), flat."""
+    task = predictor.task
+    if task.name == "retrieval":
+        return predictor.embed([e.text for e in examples])
+    if task.name == "token-classification":
+        _, word_probs = task.predict_examples(predictor.model, predictor.tokenizer, examples, predictor.labels,
+                                              predictor.max_length)
+        return np.array([p.numpy() for row in word_probs for p in row if p is not None])
+    pairs = [e.text_pair or "" for e in examples] if task.needs_pair else None
+    return predictor.scores([e.text for e in examples], pairs).numpy()
+
+
+def _agreement(task, a: np.ndarray, b: np.ndarray) -> float:
+    """Share of identical decisions: top label, thresholded labels, or (embeddings, scores)
+    the same nearest neighbour / a value within 1% of the range."""
+    if task.name == "retrieval":
+        return float(np.mean((a @ a.T).argmax(1) == (a @ b.T).argmax(1)))
+    if a.ndim == 1:
+        span = max(float(np.ptp(a)), 1e-6)
+        return float(np.mean(np.abs(a - b) <= 0.01 * span))
+    if task.name == "multilabel":
+        return float(np.mean(np.all((a >= 0.5) == (b >= 0.5), axis=1)))
+    return float(np.mean(a.argmax(-1) == b.argmax(-1)))
+
+
+def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx", quantize: str | None = None,
+                 data: Any = None, min_agreement: float = 0.99, opset: int = 17) -> dict:
+    """Export an artifact to ONNX (fp32 or int8) and check parity; returns the ``export``
+    section written into the new manifest.
+
+    Raises:
+        DomainfitError: unsupported model, output folder in use, or parity below ``min_agreement``.
+    """
+    from .inference import Predictor
+
+    if fmt != "onnx":
+        raise ConfigError(f"--format must be onnx, got {fmt!r}.")
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"--quantize must be int8 (or left out for fp32), got {quantize!r}.")
+    if not 0 < min_agreement <= 1:
+        raise ConfigError(f"--min-agreement must be in (0, 1], got {min_agreement}.")
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise DomainfitError(f"{output} exists and is not empty; choose another --output.")
+    source = Predictor(model_path)
+    if source.manifest.get("backend") == "onnx":
+        raise DomainfitError(f"{model_path} is already an ONNX export; export the original model.")
+    if source.manifest["model"].get("kind") == "lm-label-scorer":
+        raise DomainfitError("a zero-shot LM-backend model scores labels with a generative model and cannot be "
+                             "exported to ONNX; use the embedding backend (the default) for an exportable model.")
+    examples = _parity_inputs(source, data)
+    if not examples:
+        raise ConfigError("no texts for the parity check.")
+    reference = _outputs(source, examples)
+    model = source.model
+    _merge_peft(model)
+    model.eval()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    try:
+        fp32 = staging / "model.onnx"
+        _trace(model, source.tokenizer, fp32, embedding=source.task.name == "retrieval", opset=opset)
+        if quantize == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            int8 = staging / "model.int8.onnx"
+            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+            os.replace(int8, fp32)
+        source.tokenizer.save_pretrained(str(staging))
+        for name in ("config.json", PARITY_SAMPLE):
+            if (Path(model_path) / name).is_file():
+                shutil.copy2(Path(model_path) / name, staging / name)
+        if (Path(model_path) / "index").is_dir():  # a retrieval model's corpus index (rebuild it for int8)
+            shutil.copytree(Path(model_path) / "index", staging / "index")
+        manifest = dict(source.manifest, backend="onnx", weights="model.onnx")
+        exported = Predictor.from_parts(staging, manifest)
+        produced = _outputs(exported, examples)
+        difference = float(np.max(np.abs(produced - reference))) if reference.size else 0.0
+        agreement = _agreement(source.task, reference, produced)
+        section = {"format": "onnx", "quantize": quantize or "fp32", "opset": opset, "source": str(model_path),
+                   "parity": {"texts": len(examples), "max_abs_difference": difference, "agreement": agreement,
+                              "min_agreement": min_agreement,
+                              "from": "--data" if data is not None else PARITY_SAMPLE},
+                   "bytes": fp32.stat().st_size}
+        if agreement < min_agreement:
+            raise DomainfitError(f"parity check failed: the exported model agrees with the original on "
+                                 f"{agreement:.2%} of {len(examples)} texts (largest probability difference "
+                                 f"{difference:.4f}), below --min-agreement {min_agreement:.2%}. Nothing was "
+                                 "written; try without --quantize.")
+        manifest["export"] = section
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        if output.exists():
+            output.rmdir()
+        os.replace(staging, output)
+        return section
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _trace(model, tokenizer, path: Path, embedding: bool, opset: int) -> None:
+    example = tokenizer(["a short text", "and a longer second text here"], padding=True, return_tensors="pt")
+    types = example.get("token_type_ids")
+    if types is None:
+        types = torch.zeros_like(example["input_ids"])
+    wrapper = _Traced(model, embedding).eval()
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "token_type_ids": {0: "batch", 1: "sequence"}, "output": {0: "batch"}}
+    if getattr(model, "head", None) is not None and not embedding and model.__class__.__name__ == "TokenModel":
+        axes["output"] = {0: "batch", 1: "sequence"}
+    try:
+        with torch.no_grad():
+            torch.onnx.export(wrapper, (example["input_ids"], example["attention_mask"], types), str(path),
+                              input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["output"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+    except Exception as exc:  # the tracer's errors are long; say what failed and why
+        raise DomainfitError(f"ONNX export failed while tracing the model: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:300]}") from exc
+
+
+class OnnxModel:
+    """An ONNX graph that stands in for the torch model wherever domainfit predicts
+    (``model(**batch)`` and ``model.embed(**batch)`` return torch tensors)."""
+
+    training = False
+
+    def __init__(self, path: Path, embedding: bool, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.embedding = embedding
+        self.inputs = {i.name for i in self.session.get_inputs()}  # a graph may drop inputs it never reads
+        self._device = torch.zeros(0)
+
+    def parameters(self):
+        yield self._device
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def _run(self, input_ids, attention_mask, token_type_ids=None, **_):
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
+                 "token_type_ids": token_type_ids.numpy()}
+        return torch.from_numpy(self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0])
+
+    def __call__(self, input_ids, attention_mask, **extra):
+        return self._run(input_ids, attention_mask, **extra)
+
+    def embed(self, input_ids, attention_mask, **extra):
+        return self._run(input_ids, attention_mask, **extra)
+
+
+def load_onnx(path: Path, manifest: dict) -> OnnxModel:
+    if not (path / manifest["weights"]).is_file():
+        raise DomainfitError(f"{path}: {manifest['weights']} is missing.")
+    return OnnxModel(path / manifest["weights"], embedding=manifest["model"].get("kind") == "embedding")

@@ -1,0 +1,104 @@
+"""ONNX export: parity with torch for every task, merged PEFT adapters, int8, clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import domainfit
+from domainfit.errors import DomainfitError
+from domainfit.export import PARITY_SAMPLE, export_model
+from helpers import TOPICS, fast_settings, run_cli, write_ner_data, write_pair_data, write_retrieval_data, write_task_data
+
+TEXTS = ["where is my card", "refund my order please", "forgot my password", "我的卡丢了"]
+
+
+def _train(tmp_path, tiny_model, task="classification", method="full", **extra):
+    out = tmp_path / f"{task}-{method}"
+    if task == "token-classification":
+        data = {"data.train": str(write_ner_data(tmp_path))}
+    elif task == "pair":
+        data = {"data.train": str(write_pair_data(tmp_path)), "data.text_column": "a", "data.text_pair_column": "b"}
+    elif task == "retrieval":
+        data = {"data.train": str(write_retrieval_data(tmp_path)[0]), "data.text_column": "query",
+                "data.text_pair_column": "positive"}
+    else:
+        data = {"data.train": str(write_task_data(tmp_path, task))}
+    domainfit.train(output=str(out), model=str(tiny_model), task=task,
+                    **fast_settings(**data, **{"method.name": method, "training.epochs": 3}), **extra)
+    return out
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "adapter", "ia3", "prompt"])
+def test_onnx_export_predicts_like_torch(tmp_path, tiny_model, method):
+    source = _train(tmp_path, tiny_model, method=method)
+    assert (source / PARITY_SAMPLE).is_file()  # training stored held-out texts for the check
+    out = tmp_path / "onnx"
+    section = export_model(source, out)
+    assert section["parity"]["agreement"] == 1.0 and section["parity"]["max_abs_difference"] < 1e-4
+    manifest = json.loads((out / "domainfit.json").read_text())
+    assert manifest["backend"] == "onnx" and manifest["weights"] == "model.onnx" and manifest["export"] == section
+    assert not list(out.glob("*.safetensors"))
+    exported, original = domainfit.load(out), domainfit.load(source)
+    assert exported.backend == "onnx"
+    a, b = exported.scores(TEXTS).numpy(), original.scores(TEXTS).numpy()
+    assert np.abs(a - b).max() < 1e-4
+    assert [p["label"] for p in exported.predict(TEXTS)] == [p["label"] for p in original.predict(TEXTS)]
+
+
+@pytest.mark.parametrize("task", ["multilabel", "regression", "token-classification", "pair", "retrieval"])
+def test_onnx_export_of_every_task(tmp_path, tiny_model, task):
+    source = _train(tmp_path, tiny_model, task=task)
+    out = tmp_path / "onnx"
+    section = export_model(source, out)
+    assert section["parity"]["agreement"] == 1.0
+    exported, original = domainfit.load(out), domainfit.load(source)
+    if task == "token-classification":
+        assert exported.predict(["anna lives in oslo"]) == original.predict(["anna lives in oslo"])
+    elif task == "pair":
+        queries = [q for qs, _ in TOPICS.values() for q in qs][:4]
+        docs = [doc for _, doc in TOPICS.values()]
+        assert exported.pair_scores(queries, docs) == pytest.approx(original.pair_scores(queries, docs), abs=1e-5)
+    elif task == "retrieval":
+        assert np.abs(exported.embed(TEXTS) - original.embed(TEXTS)).max() < 1e-4
+    else:
+        assert np.abs(exported.scores(TEXTS).numpy() - original.scores(TEXTS).numpy()).max() < 1e-4
+
+
+def test_int8_export_and_the_parity_gate(tmp_path, tiny_model):
+    source = _train(tmp_path, tiny_model)
+    int8 = tmp_path / "int8"
+    section = export_model(source, int8, quantize="int8", min_agreement=0.5)
+    assert section["quantize"] == "int8" and 0.5 <= section["parity"]["agreement"] <= 1.0
+    fp32 = tmp_path / "fp32"
+    export_model(source, fp32)
+    assert (int8 / "model.onnx").stat().st_size < (fp32 / "model.onnx").stat().st_size
+    # The gate: an agreement below the threshold fails and writes nothing.
+    if section["parity"]["agreement"] < 1.0:
+        with pytest.raises(DomainfitError, match="parity check failed"):
+            export_model(source, tmp_path / "strict", quantize="int8", min_agreement=1.0)
+        assert not (tmp_path / "strict").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_export_with_held_out_data_and_cli(tmp_path, tiny_model):
+    source = _train(tmp_path, tiny_model)
+    (source / PARITY_SAMPLE).unlink()
+    with pytest.raises(DomainfitError, match="--data"):
+        export_model(source, tmp_path / "x")
+    data = write_task_data(tmp_path, "classification")
+    done = run_cli("export", str(source), "--format", "onnx", "--data", str(data), "--output", str(tmp_path / "cli"))
+    assert done.returncode == 0, done.stderr
+    assert "agreement 100.00%" in done.stderr
+    assert json.loads((tmp_path / "cli" / "domainfit.json").read_text())["export"]["parity"]["from"] == "--data"
+    again = run_cli("export", str(source), "--data", str(data), "--output", str(tmp_path / "cli"))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_prefix_models_are_refused_with_the_reason(tmp_path, tiny_model):
+    source = _train(tmp_path, tiny_model, method="prefix", **{"method.options.num_virtual_tokens": 4})
+    with pytest.raises(DomainfitError, match="prefix-tuned model cannot be exported"):
+        export_model(source, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
