@@ -83,6 +83,9 @@ def test_predict_health_models_metrics(models, tmp_path):
         assert len(body["predictions"][0]["top_k"]) == 2
         expected = domainfit.load(models[0]).predict(["where is my card"])[0]
         assert body["predictions"][0]["score"] == pytest.approx(expected["score"], abs=1e-5)
+        as_form = httpx.post(f"{url}/v1/models/{name}/predict", content=b'{"texts": ["where is my card"]}',
+                             headers={"content-type": "application/x-www-form-urlencoded"})  # what curl -d sends
+        assert as_form.status_code == 200 and as_form.json()["predictions"][0]["label"] == "card"
         spec = httpx.get(f"{url}/openapi.json").json()
         assert "/v1/models/{name}/predict" in spec["paths"] and "/v1/feedback" in spec["paths"]
         metrics = httpx.get(f"{url}/metrics").text

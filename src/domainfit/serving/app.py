@@ -258,6 +258,11 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope.get("method") in ("POST", "PUT", "PATCH") and "json" not in headers.get("content-type", ""):
+            # Every body of this API is JSON: read it as JSON whatever the client said
+            # (curl -d sends application/x-www-form-urlencoded).
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"] + \
+                [(b"content-type", b"application/json")]
         given = headers.get("x-request-id", "")
         request_id = given if 0 < len(given) <= 64 and given.replace("-", "").isalnum() else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
