@@ -89,7 +89,7 @@ def test_predict_health_models_metrics(models, tmp_path):
         spec = httpx.get(f"{url}/openapi.json").json()
         assert "/v1/models/{name}/predict" in spec["paths"] and "/v1/feedback" in spec["paths"]
         metrics = httpx.get(f"{url}/metrics").text
-        assert 'domainfit_requests_total{endpoint="/v1/models/{name}/predict",status="200"} 1.0' in metrics
+        assert 'domainfit_requests_total{endpoint="/v1/models/{name}/predict",status="200"} 2.0' in metrics
         assert "domainfit_batch_size_bucket" in metrics and "domainfit_request_latency_seconds_bucket" in metrics
 
 
