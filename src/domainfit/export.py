@@ -266,6 +266,9 @@ class OnnxModel:
         return self._run(input_ids, attention_mask, **extra)
 
     def embed(self, input_ids, attention_mask, **extra):
+        if not self.embedding:
+            raise DomainfitError("an ONNX export of this model holds only its outputs, not text vectors; embed "
+                                 "with the original (torch) model.")
         return self._run(input_ids, attention_mask, **extra)
 
 
