@@ -20,7 +20,8 @@ from .ui import console, say
 
 app = typer.Typer(
     name="domainfit",
-    help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict.\n\n"
+    help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict, search, "
+    "export and serve.\n\n"
     "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
     no_args_is_help=True,
     add_completion=False,
