@@ -1,0 +1,149 @@
+"""Inference on the Banking77 test set, side by side: the transformers text-classification
+pipeline, domainfit torch, domainfit ONNX fp32 and domainfit ONNX int8.
+
+    python benchmarks/inference.py [--latency-texts 300]
+
+Models (cached in benchmarks/work/, trained once when missing):
+- the peer: all-MiniLM-L6-v2 fine-tuned by ``transformers.Trainer`` (lr 2e-4, 5 epochs: the
+  best of the peer sweep in RESULTS.md), run by ``pipeline("text-classification",
+  batch_size=32)``;
+- domainfit: ``domainfit train`` with its defaults, then ``domainfit export`` to ONNX fp32
+  and int8 (the parity check runs as in normal use).
+
+For each system: throughput over all 3,080 test texts (after a warm-up pass over 256),
+latency of single texts (p50 and p99 over ``--latency-texts`` texts sent one at a time)
+and test accuracy. Results: benchmarks/results/inference.json and RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import HERE, SHARED_DATA, machine, peak_rss_mb, read_csv, replace_section, write_results  # noqa: E402
+
+DATA = SHARED_DATA / "banking77"
+WORK = HERE / "work"
+COMMAND = "python benchmarks/inference.py"
+
+
+def _peer_model() -> Path:
+    """The HF Trainer fine-tuned peer, saved for the pipeline (trained once)."""
+    folder = WORK / "banking77-peer"
+    if (folder / "config.json").is_file():
+        return folder
+    import tempfile
+
+    from banking77_peer_sweep import default_model_path, make_trainer
+    from transformers import AutoTokenizer
+
+    texts, labels = read_csv(DATA / "train.csv")
+    names = sorted(set(labels))
+    with tempfile.TemporaryDirectory() as out:
+        trainer = make_trainer(default_model_path(), (texts, labels), None, names, 2e-4, 5, out)
+        trainer.train()
+        trainer.model.config.id2label = dict(enumerate(names))
+        trainer.model.config.label2id = {n: i for i, n in enumerate(names)}
+        trainer.model.save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(str(folder))
+    return folder
+
+
+def _domainfit_models() -> dict[str, Path]:
+    import domainfit
+    from domainfit.export import export_model
+
+    torch_model = WORK / "banking77-domainfit"
+    if not (torch_model / "domainfit.json").is_file():
+        domainfit.train(output=str(torch_model), overwrite=True, **{"data.train": str(DATA / "train.csv")})
+    out = {"torch": torch_model}
+    for name, quantize in (("onnx-fp32", None), ("onnx-int8", "int8")):
+        folder = WORK / f"banking77-{name}"
+        shutil.rmtree(folder, ignore_errors=True)
+        export_model(torch_model, folder, quantize=quantize, min_agreement=0.95)
+        out[name] = folder
+    return out
+
+
+def _measure(predict_many, predict_one, texts: list[str], gold: list[str], latency_texts: int) -> dict:
+    predict_many(texts[:256])  # warm-up
+    t0 = time.perf_counter()
+    predicted = predict_many(texts)
+    seconds = time.perf_counter() - t0
+    sample = random.Random(0).sample(texts, min(latency_texts, len(texts)))
+    for text in sample[:20]:
+        predict_one(text)  # warm-up at batch size 1
+    latencies = []
+    for text in sample:
+        t1 = time.perf_counter()
+        predict_one(text)
+        latencies.append((time.perf_counter() - t1) * 1000)
+    latencies.sort()
+    return {"texts_per_s": len(texts) / seconds, "seconds": seconds,
+            "p50_ms": statistics.median(latencies), "p99_ms": latencies[min(len(latencies) - 1,
+                                                                           int(0.99 * len(latencies)))],
+            "accuracy": sum(p == g for p, g in zip(predicted, gold)) / len(gold)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--latency-texts", type=int, default=300)
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    texts, gold = read_csv(DATA / "test.csv")
+    peer_dir = _peer_model()
+    models = _domainfit_models()
+    load_before = os.getloadavg()[0]
+    systems = {}
+
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(peer_dir), device=-1, batch_size=32, truncation=True)
+    systems["transformers pipeline (batch 32)"] = _measure(
+        lambda xs: [r["label"] for r in pipe(xs)], lambda x: pipe(x), texts, gold, args.latency_texts)
+
+    import domainfit
+
+    for name, folder in models.items():
+        model = domainfit.load(folder)
+        systems[f"domainfit {name}"] = _measure(
+            lambda xs, m=model: [p["label"] for p in m.predict(xs, top_k=1)],
+            lambda x, m=model: m.predict([x], top_k=1), texts, gold, args.latency_texts)
+        if name != "torch":
+            systems[f"domainfit {name}"]["parity"] = model.manifest["export"]["parity"]
+    base = systems["transformers pipeline (batch 32)"]["texts_per_s"]
+    for r in systems.values():
+        r["speed_vs_pipeline"] = r["texts_per_s"] / base
+    for name, r in systems.items():
+        print(f"{name:36s} {r['texts_per_s']:7.0f} texts/s ({r['speed_vs_pipeline']:.2f}x)  p50 {r['p50_ms']:.1f} ms  "
+              f"p99 {r['p99_ms']:.1f} ms  accuracy {r['accuracy']:.4f}", flush=True)
+    payload = {"command": COMMAND, "systems": systems, "test_texts": len(texts), "peak_rss_mb": peak_rss_mb(),
+               "load_before": load_before, "load_after": os.getloadavg()[0], "machine": machine()}
+    write_results("inference", payload)
+    torch_acc = systems["domainfit torch"]["accuracy"]
+    lines = ["## Inference: Banking77 test (3,080 texts, all-MiniLM-L6-v2, 2 CPU cores)", "",
+             f"Command: `{COMMAND}`. Throughput over all test texts (sorted by length, padded per batch for "
+             "domainfit; the pipeline as it comes, batch 32), single-text latency over "
+             f"{args.latency_texts} texts sent one at a time. The peer is fine-tuned by HF Trainer (lr 2e-4, 5 "
+             "epochs); domainfit's models come from one `domainfit train` and its exports.", "",
+             "| system | texts/s | × pipeline | p50 ms | p99 ms | accuracy | Δ vs domainfit torch |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in systems.items():
+        delta = f"{100 * (r['accuracy'] - torch_acc):+.2f} pt" if name.startswith("domainfit") else "—"
+        lines.append(f"| {name} | {r['texts_per_s']:.0f} | {r['speed_vs_pipeline']:.2f}× | {r['p50_ms']:.1f} | "
+                     f"{r['p99_ms']:.1f} | {r['accuracy']:.4f} | {delta} |")
+    replace_section(lines[0], "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

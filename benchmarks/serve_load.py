@@ -1,0 +1,153 @@
+"""Load on the HTTP server: concurrent clients, mixed batch sizes, a promotion in the middle.
+
+    python benchmarks/serve_load.py [--clients 64] [--seconds 60] [--max-wait-ms 5]
+
+Starts ``domainfit serve`` on loopback (a registry with the int8 Banking77 model of
+benchmarks/inference.py as version 1 and the same model again as version 2), then runs
+``--clients`` asyncio clients for ``--seconds``: each sends Banking77 test texts in batches of
+1, 2, 4, 8 or 16 (uniformly) back to back. Half-way through, version 2 is promoted through
+the admin endpoint. Reports requests/s, texts/s, p50/p99 request latency, the error count,
+the versions seen, and texts/s as a share of the offline int8 throughput measured by
+benchmarks/inference.py (results/inference.json). The clients share the 2 cores with the
+server, as a load generator on the same machine does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import HERE, RESULTS_DIR, SHARED_DATA, machine, read_csv, replace_section, write_results  # noqa: E402
+
+COMMAND = "python benchmarks/serve_load.py"
+KEY = "load-test-key"
+
+
+async def _client(http, url: str, texts: list[str], stop: float, rng: random.Random, out: dict) -> None:
+    while time.perf_counter() < stop:
+        size = rng.choice((1, 2, 4, 8, 16))
+        start = rng.randrange(len(texts) - size)
+        t0 = time.perf_counter()
+        try:
+            r = await http.post(url, json={"texts": texts[start:start + size], "top_k": 1})
+            ok = r.status_code == 200
+            version = r.json().get("version") if ok else None
+        except Exception as exc:  # a dropped connection counts as an error
+            ok, version = False, None
+            out["exceptions"].append(type(exc).__name__)
+        out["latency"].append(time.perf_counter() - t0)
+        out["requests"] += 1
+        if ok:
+            out["texts"] += size
+            out["versions"][version] = out["versions"].get(version, 0) + 1
+        else:
+            out["errors"] += 1
+
+
+async def _load(base: str, name: str, texts: list[str], clients: int, seconds: float) -> dict:
+    import httpx
+
+    out = {"requests": 0, "texts": 0, "errors": 0, "latency": [], "versions": {}, "exceptions": []}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        stop = started + seconds
+
+        async def promote():
+            await asyncio.sleep(seconds / 2)
+            r = await http.post(f"{base}/v1/admin/registry/{name}/promote", json={"version": 2},
+                                headers={"x-api-key": KEY})
+            out["promotion_status"] = r.status_code
+            out["promoted_at_s"] = time.perf_counter() - started
+
+        rng = random.Random(0)
+        tasks = [_client(http, f"{base}/v1/models/{name}/predict", texts, stop, random.Random(rng.random()), out)
+                 for _ in range(clients)]
+        await asyncio.gather(promote(), *tasks)
+        out["seconds"] = time.perf_counter() - started
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--max-batch", type=int, default=64)
+    ap.add_argument("--max-wait-ms", type=float, default=5)
+    args = ap.parse_args()
+    model = HERE / "work" / "banking77-onnx-int8"
+    offline = json.loads((RESULTS_DIR / "inference.json").read_text())["systems"]["domainfit onnx-int8"]
+    if not (model / "domainfit.json").is_file():
+        sys.exit("run benchmarks/inference.py first (it builds the int8 model)")
+    texts, _ = read_csv(SHARED_DATA / "banking77" / "test.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        from domainfit.serving import Registry
+
+        registry = Registry(Path(tmp) / "registry")
+        registry.add("banking77", model, stage="production")
+        registry.add("banking77", model)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = dict(os.environ, DOMAINFIT_API_KEY=KEY)
+        server = subprocess.Popen([sys.executable, "-m", "domainfit.cli", "serve", str(Path(tmp) / "registry"),
+                                   "--port", str(port), "--max-batch", str(args.max_batch), "--max-wait-ms",
+                                   str(args.max_wait_ms), "--max-texts", "64", "--db",
+                                   f"sqlite:///{Path(tmp) / 'fb.db'}"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            import httpx
+
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    if httpx.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            out = asyncio.run(_load(base, "banking77", texts, args.clients, args.seconds))
+        finally:
+            server.terminate()
+            server.wait(30)
+    latency = sorted(out.pop("latency"))
+    result = {
+        "clients": args.clients, "seconds": out["seconds"], "requests": out["requests"], "errors": out["errors"],
+        "requests_per_s": out["requests"] / out["seconds"], "texts_per_s": out["texts"] / out["seconds"],
+        "p50_ms": 1000 * statistics.median(latency), "p99_ms": 1000 * latency[int(0.99 * (len(latency) - 1))],
+        "versions_seen": out["versions"], "promotion_status": out.get("promotion_status"),
+        "exceptions": sorted(set(out["exceptions"])), "offline_int8_texts_per_s": offline["texts_per_s"],
+        "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+    }
+    result["share_of_offline"] = result["texts_per_s"] / offline["texts_per_s"]
+    print(json.dumps(result, indent=2))
+    write_results("serve_load", {"command": COMMAND, **result, "machine": machine()})
+    lines = ["## Serving under load (Banking77 int8 model, 2 CPU cores)", "",
+             f"Command: `{COMMAND}`. {args.clients} asyncio clients on the same machine for {args.seconds:g} s, "
+             "batches of 1–16 texts, a promotion to version 2 half-way through; micro-batching up to "
+             f"{args.max_batch} texts or {args.max_wait_ms:g} ms.", "",
+             "| requests/s | texts/s | share of offline int8 | p50 ms | p99 ms | errors | versions seen |",
+             "|---|---|---|---|---|---|---|",
+             f"| {result['requests_per_s']:.0f} | {result['texts_per_s']:.0f} | {result['share_of_offline']:.0%} | "
+             f"{result['p50_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} | "
+             f"{', '.join(f'v{k}: {v}' for k, v in sorted(result['versions_seen'].items()))} |"]
+    replace_section(lines[0], "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
