@@ -163,6 +163,7 @@ def test_ner_trains_predicts_spans_and_round_trips(tmp_path, tiny_model, method)
     assert [(e["label"], e["text"]) for e in pred["entities"]] == [("PER", "maria"), ("LOC", "paris")]
     assert all(text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1 for e in pred["entities"])
     assert domainfit.evaluate(out, str(data))["f1"] == pytest.approx(result.eval_metrics["f1"])
+    assert model.predict(["   "])[0] == {"tags": [], "tokens": [], "entities": []}  # nothing to tag
     assert "Per entity type" in (out / "report" / "report.md").read_text()
 
 

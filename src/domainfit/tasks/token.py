@@ -59,8 +59,12 @@ def _windows(tokenizer, examples, max_length: int, tags: list[list[str]] | None)
         for position, word in enumerate(encoded.word_ids(n)):
             if word is not None:
                 pieces[word].append(ids[position])
+        if not words:  # a text with no visible character: one empty window, no entities
+            rows.append(prefix + suffix)
+            windows.append(_Window(n, 0, []))
+            continue
         start = 0
-        while start < len(words) or (start == 0 and not words):
+        while start < len(words):
             end, used = start, 0
             while end < len(words) and used + max(1, len(pieces[end][:budget])) <= budget:
                 used += len(pieces[end][:budget])
@@ -80,8 +84,6 @@ def _windows(tokenizer, examples, max_length: int, tags: list[list[str]] | None)
             rows.append(prefix + row + suffix)
             windows.append(_Window(n, start, positions))
             start = end
-            if not words:
-                break
     return rows, windows
 
 
