@@ -81,6 +81,7 @@ def _merge_peft(model) -> None:
 
 def _parity_inputs(predictor, data: Any, limit: int = PARITY_ROWS) -> list:
     from .data import load_dataset
+    from .data.tokens import join_tokens
     from .data.types import ColumnSpec, Example
 
     if data is not None:
@@ -96,17 +97,7 @@ def _parity_inputs(predictor, data: Any, limit: int = PARITY_ROWS) -> list:
                           "with held-out texts.")
     rows = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Example(r["text"], text_pair=r.get("text_pair"), tokens=r.get("tokens"),
-                    offsets=_offsets(r.get("tokens"))) for r in rows][:limit]
-
-
-def _offsets(tokens):
-    if not tokens:
-        return None
-    out, position = [], 0
-    for t in tokens:
-        out.append((position, position + len(t)))
-        position += len(t) + 1
-    return out
+                    offsets=join_tokens(r["tokens"])[1] if r.get("tokens") else None) for r in rows][:limit]
 
 
 def _outputs(predictor, examples) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 
 from .artifact import load_model, read_manifest
 from .data.batching import encode_texts
-from .data.tokens import split_words
+from .data.tokens import join_tokens, split_words
 from .errors import DomainfitError
 from .tasks import get_task
 from .training.loop import predict_logits
@@ -99,11 +99,8 @@ class Predictor:
             if isinstance(e, Example):
                 ready.append(e)
             else:
-                offsets, position = [], 0
-                for word in e:
-                    offsets.append((position, position + len(word)))
-                    position += len(word) + 1
-                ready.append(Example(text=" ".join(e), tokens=list(e), offsets=offsets))
+                text, offsets = join_tokens(e)
+                ready.append(Example(text=text, tokens=list(e), offsets=offsets))
         preds, _ = self.task.predict_examples(self.model, self.tokenizer, ready, self.labels, self.max_length,
                                               batch_size)
         return preds

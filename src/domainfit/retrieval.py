@@ -101,7 +101,7 @@ def score_pairs(model, tokenizer, examples: list, max_length: int, index: Index 
     With an ``index``, the positive names relevant corpus ids (``a|b`` for several) or a
     document's exact text; without one, the corpus is the examples' distinct positives.
     """
-    from .tasks.retrieval import ranking_metrics
+    from .tasks.retrieval import RetrievalTask
 
     if index is None:
         docs = list(dict.fromkeys((e.text_pair or "").strip() for e in examples))
@@ -124,11 +124,9 @@ def score_pairs(model, tokenizer, examples: list, max_length: int, index: Index 
     rows = index.search_rows([e.text for e in examples], depth)
     if reranker is not None:
         rows = [_rerank_rows(reranker, e.text, row, index, candidates) for e, row in zip(examples, rows)]
-    rankings = [[int(j) for j, _ in row] for row in rows]
-    metrics = ranking_metrics(rankings, relevant)
-    preds = [{"ranking": [index.ids[j] for j in r[:10]], "relevant": [index.ids[j] for j in rel]}
-             for r, rel in zip(rankings, relevant)]
-    return metrics, preds, torch.empty(0)
+    preds = [{"ranking": [index.ids[j] for j, _ in row[:10]], "relevant": [index.ids[j] for j in rel]}
+             for row, rel in zip(rows, relevant)]
+    return RetrievalTask().metrics(None, preds, None, None), preds, torch.empty(0)
 
 
 def _rerank_rows(reranker, query: str, row: list[tuple[int, float]], index: Index, candidates: int):

@@ -26,7 +26,7 @@ from domainfit.data.types import ColumnSpec, Example
 from domainfit.errors import Problem
 
 __all__ = ["split_words", "check_bio", "repair_bio", "entities_from_tags", "parse_token_row", "word_split_mode",
-           "TOKEN_TASK"]
+           "TOKEN_TASK", "join_tokens"]
 
 TOKEN_TASK = "token-classification"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
@@ -180,11 +180,11 @@ def _from_tokens(tokens, tags, lines, line, file, token_column, tag_column):
             bad(f"{reason} (file line {lines[position]})" if lines else reason)
     if problems:
         return None, problems
-    text, offsets = _join(tokens)
+    text, offsets = join_tokens(tokens)
     return Example(text=text, label=list(tags), line=line, tokens=list(tokens), offsets=offsets), []
 
 
-def _join(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+def join_tokens(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
     """Tokens joined by single spaces (for display), with each token's offsets."""
     offsets, position = [], 0
     for token in tokens:

@@ -43,7 +43,9 @@ class RetrievalTask(Task):
         return 0
 
     def encode(self, targets, labels):
-        raise NotImplementedError("retrieval examples are encoded by encode_examples")
+        """Document ids for document texts: equal texts (stripped) get equal ids."""
+        ids: dict[str, int] = {}
+        return [ids.setdefault((t or "").strip(), len(ids)) for t in targets]
 
     def encode_examples(self, tokenizer, examples, labels, max_length):
         """Queries as the main input, positives as ``pair``, mined negatives as ``neg0``...;
@@ -51,18 +53,16 @@ class RetrievalTask(Task):
         from ..data.batching import encode_texts
 
         enc = encode_texts(tokenizer, [e.text for e in examples], None, max_length)
-        texts: dict[str, int] = {}
         positives = [e.text_pair or "" for e in examples]
-        pos_ids = [texts.setdefault(t.strip(), len(texts)) for t in positives]
         enc.extra = {"pair": encode_texts(tokenizer, positives, None, max_length).input_ids}
-        negatives = [getattr(e, "negatives", None) or [] for e in examples]
+        negatives = [e.negatives or [] for e in examples]
         count = min((len(n) for n in negatives), default=0)
-        columns = [pos_ids]
+        columns = [positives]
         for k in range(count):
-            column = [n[k] for n in negatives]
-            enc.extra[f"neg{k}"] = encode_texts(tokenizer, column, None, max_length).input_ids
-            columns.append([texts.setdefault(t.strip(), len(texts)) for t in column])
-        enc.targets = torch.tensor(list(zip(*columns)), dtype=torch.long).reshape(len(examples), len(columns))
+            columns.append([n[k] for n in negatives])
+            enc.extra[f"neg{k}"] = encode_texts(tokenizer, columns[-1], None, max_length).input_ids
+        ids = self.encode([t for column in columns for t in column], labels)  # one id space for all columns
+        enc.targets = torch.tensor(ids, dtype=torch.long).reshape(len(columns), len(examples)).t().contiguous()
         return enc
 
     def loss(self, logits, targets, label_smoothing=0.0):
@@ -81,10 +81,16 @@ class RetrievalTask(Task):
         return logits.float()
 
     def decode(self, scores, labels, top_k=3):
-        raise NotImplementedError("retrieval models embed and search: use Predictor.embed / search")
+        """Query × document similarities → per query the ``top_k`` documents (row index) with scores."""
+        values, indices = scores.topk(min(top_k, scores.shape[-1]), dim=-1)
+        return [[{"label": int(i), "score": round(float(v), 6)} for v, i in zip(vs, ix)]
+                for vs, ix in zip(values.tolist(), indices.tolist())]
 
     def quick_score(self, logits, targets):
-        raise NotImplementedError("retrieval validation uses validation_score")
+        """Share of queries whose own document scores highest in the batch (copies count as right)."""
+        docs = targets.t().reshape(-1)
+        best = logits.argmax(-1)
+        return float((docs[best] == targets[:, 0]).float().mean())
 
     def validation_score(self, model, encoded, pad_id, bf16, device) -> float:
         """MRR@10 of the validation queries against the validation positives."""
@@ -106,7 +112,8 @@ class RetrievalTask(Task):
         return ranking_metrics(ranking, relevant)["mrr@10"]
 
     def metrics(self, targets, predictions, scores, labels):
-        raise NotImplementedError("retrieval metrics come from ranking_metrics")
+        """Ranking metrics from predictions holding ``ranking`` (ids, best first) and ``relevant``."""
+        return ranking_metrics([p["ranking"] for p in predictions], [set(p["relevant"]) for p in predictions])
 
 
 def ranking_metrics(rankings: list[list[int]], relevant: list[set]) -> dict:

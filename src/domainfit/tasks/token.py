@@ -132,7 +132,21 @@ class TokenClassificationTask(Task):
         return logits.float().softmax(-1)
 
     def decode(self, scores, labels, top_k=3):
-        raise NotImplementedError("token classification decodes words: use predict_examples")
+        """Per sentence, its words' probability rows (``None`` for a word the tokenizer
+        dropped) → ``{"tags", "confidences"}``, tags repaired to valid BIO."""
+        out = []
+        for per_word in scores:
+            tags, confidences = [], []
+            for p in per_word:
+                if p is None:  # a word the tokenizer dropped entirely (e.g. a control character)
+                    tags.append("O")
+                    confidences.append(1.0)
+                else:
+                    best = int(p.argmax())
+                    tags.append(labels[best])
+                    confidences.append(float(p[best]))
+            out.append({"tags": repair_bio(tags), "confidences": confidences})
+        return out
 
     def quick_score(self, logits, targets):
         """Entity-level micro F1 over the first sub-words (tags read from their indices)."""
@@ -160,19 +174,9 @@ class TokenClassificationTask(Task):
                 if position is not None:
                     word_probs[window.example][window.first_word + k] = probs[w, position]
         predictions = []
-        for example, per_word in zip(examples, word_probs):
-            tags, confidences = [], []
-            for p in per_word:
-                if p is None:  # a word the tokenizer dropped entirely (e.g. a control character)
-                    tags.append("O")
-                    confidences.append(1.0)
-                else:
-                    best = int(p.argmax())
-                    tags.append(labels[best])
-                    confidences.append(float(p[best]))
-            tags = repair_bio(tags)
-            predictions.append({"tags": tags, "tokens": list(example.tokens),
-                                "entities": _entities(example, tags, confidences)})
+        for example, decoded in zip(examples, self.decode(word_probs, labels)):
+            predictions.append({"tags": decoded["tags"], "tokens": list(example.tokens),
+                                "entities": _entities(example, decoded["tags"], decoded["confidences"])})
         return predictions, word_probs
 
     def metrics(self, targets, predictions, scores, labels):
