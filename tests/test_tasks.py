@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -328,6 +329,31 @@ def test_retrieval_trains_indexes_and_searches(tmp_path, tiny_model, method):
     assert metrics["recall@1"] >= (0.9 if method == "full" else 0.75) and metrics["mrr@10"] >= metrics["recall@1"]
     if method == "full":
         assert hits[0]["id"] == "d-card" and hits[0]["topic"] == "card"
+
+
+def test_zeroshot_retrieval_is_the_encoder_as_it_comes(tmp_path, tiny_model):
+    from domainfit.modeling import EmbeddingModel, build_encoder
+    from domainfit.retrieval import embed_texts
+
+    pairs, corpus = write_retrieval_data(tmp_path)
+    out = tmp_path / "untuned"
+    result = domainfit.train(output=str(out), model=str(tiny_model), task="retrieval", **{"method.name": "zeroshot"},
+                             **{"data.eval": str(pairs), "data.text_column": "query",
+                                "data.text_pair_column": "positive"})
+    assert result.manifest["method"]["trainable_parameters"] == 0 and "recall@1" in result.eval_metrics
+    assert not (out / "model.safetensors").exists()  # only the reference to the base model
+    model = domainfit.load(out)
+    texts = ["where is my card", "refund my order"]
+    from transformers import AutoTokenizer
+
+    direct = embed_texts(EmbeddingModel(build_encoder(str(tiny_model))).eval(),
+                         AutoTokenizer.from_pretrained(str(tiny_model)), texts, 64)
+    assert np.allclose(model.embed(texts), direct, atol=1e-5)
+    domainfit.build_index(out, str(corpus))
+    assert len(domainfit.load(out).search("where is my card", k=2)) == 2
+    with pytest.raises(ConfigError, match="as it comes"):
+        domainfit.train(output=str(tmp_path / "x"), model=str(tiny_model), task="retrieval", **{"method.name": "zeroshot"},
+                        **{"data.train": str(pairs)})
 
 
 def test_reranking_with_a_pair_model(tmp_path, tiny_model, pair_model):

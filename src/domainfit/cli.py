@@ -100,7 +100,8 @@ def train(
     say(f"[green]Saved[/] {escape(str(result.path))}")
     if result.eval_metrics is not None:
         _print_headline(result.eval_metrics)
-    say(f"Report: {escape(str(result.path / 'report' / 'report.md'))}")
+    if (result.path / "report" / "report.md").is_file():
+        say(f"Report: {escape(str(result.path / 'report' / 'report.md'))}")
 
 
 def _print_headline(metrics: dict) -> None:

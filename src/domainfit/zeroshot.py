@@ -40,10 +40,12 @@ def train_zeroshot(cfg: RunConfig, *, eval_data=None, resume: str = "auto", over
     from .training.loop import TrainState
 
     task = get_task(cfg.task)
-    if task.name not in ("classification", "multilabel"):
-        raise ConfigError(f"zeroshot predicts labels: it works for classification and multilabel, not {task.name}.")
+    if task.name not in ("classification", "multilabel", "retrieval"):
+        raise ConfigError(f"zeroshot works for classification, multilabel and retrieval, not {task.name}.")
     if not cfg.output:
         raise ConfigError("No output folder: pass --output DIR.")
+    if task.name == "retrieval":
+        return _untuned_retrieval(cfg, task, eval_data, overwrite)
     if cfg.data.labels is None:
         raise ConfigError("zeroshot needs the list of labels. " + LABELS_HINT)
     if cfg.data.train is not None:
@@ -115,6 +117,61 @@ def train_zeroshot(cfg: RunConfig, *, eval_data=None, resume: str = "auto", over
         "warnings": warnings,
     }
     p = _Prepared(cfg, task, method, settings, base, tokenizer, datasets, [], [], labels, warnings, signature)
+    metrics = _finish(p, model, manifest, out)
+    return TrainResult(out, manifest, TrainState(), metrics, model)
+
+
+def _untuned_retrieval(cfg: RunConfig, task, eval_data, overwrite: bool):
+    """Zero-shot retrieval: the base encoder as it comes, as a bi-encoder artifact (mean
+    pooling, normalised vectors); nothing is trained or stored but the reference to the
+    base model. ``domainfit index`` then embeds a corpus with it."""
+    from transformers import AutoTokenizer
+
+    from .data import ColumnSpec, load_dataset
+    from .methods import get_method
+    from .modeling import EmbeddingModel, build_encoder
+    from .models import resolve_model, weights_sha256
+    from .pipeline import TrainResult, _finish, _Prepared, _prepare_output, _signature
+    from .training.loop import TrainState
+
+    if cfg.data.train is not None or cfg.data.labels is not None or cfg.data.unlabelled is not None:
+        raise ConfigError("zeroshot retrieval uses the encoder as it comes: drop --data/--labels/--unlabelled-data "
+                          "(train with --method full or lora on (query, positive) pairs to fine-tune it).")
+    method = get_method("zeroshot")
+    settings = method.parse(cfg.method.options)
+    base = resolve_model(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+    cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
+    eval_ds = None
+    source = eval_data if eval_data is not None else cfg.data.eval
+    if source is not None:
+        eval_ds = load_dataset(source, task=task.name, columns=ColumnSpec(cfg.data.text_column, cfg.data.label_column,
+                                                                         cfg.data.text_pair_column),
+                               on_bad_rows=cfg.data.on_bad_rows, tokenizer=tokenizer,
+                               max_length=cfg.training.max_length)
+    started = time.perf_counter()
+    model = method.apply(EmbeddingModel(build_encoder(str(base.path)), pooling=cfg.training.pooling), settings)
+    say(f"Zero-shot [bold]retrieval[/] with {base.name} as it comes (no training).")
+    out = Path(cfg.output)
+    datasets = {"eval": eval_ds} if eval_ds is not None else {}
+    signature = _signature(cfg, [d.fingerprint for d in datasets.values()])
+    _prepare_output(out, signature, "never", overwrite)
+    total = sum(t.numel() for t in model.parameters())
+    manifest = {
+        "task": task.name, "task_variant": task.variant, "labels": [],
+        "base_model": {"name": base.name, "weights_sha256": weights_sha256(base.weights_file)},
+        "method": {"name": "zeroshot", "options": cfg.method.options, "trainable_parameters": 0,
+                   "total_parameters": total, "backend": "embedding"},
+        "model": {"kind": task.model_kind, "num_outputs": task.num_outputs([]), "pooling": cfg.training.pooling,
+                  "max_length": cfg.training.max_length, "normalize": True},
+        "config": cfg.to_dict(),
+        "training": {"steps": 0, "precision": "fp32", "processes": 1,
+                     "seconds_this_session": round(time.perf_counter() - started, 1), "history": []},
+        "data": {"eval": {"source": eval_ds.source, "sha256": eval_ds.fingerprint, "rows": len(eval_ds),
+                          "skipped": len(eval_ds.skipped)}} if eval_ds is not None else {},
+        "warnings": eval_ds.warnings if eval_ds is not None else [],
+    }
+    p = _Prepared(cfg, task, method, settings, base, tokenizer, datasets, [], [], [], manifest["warnings"], signature)
     metrics = _finish(p, model, manifest, out)
     return TrainResult(out, manifest, TrainState(), metrics, model)
 

@@ -12,6 +12,9 @@ class keeps its ``per_class`` most confident texts whose probability passes
 ``confidence``; these pseudo-labelled texts, plus the label names and descriptions, train
 a ``fewshot`` model (the artifact then stores the whole fine-tuned encoder).
 
+Retrieval: the base encoder as it comes, as a bi-encoder artifact (no training, nothing
+stored but the reference to the base model); ``domainfit index`` embeds a corpus with it.
+
 LM backend (``backend: lm``): prompts a small instruction-tuned generative model with
 the text and the list of labels and scores each label's log-likelihood as the answer, so
 the prediction is always a valid label (see :mod:`domainfit.methods.zeroshot.lm`).
@@ -123,4 +126,4 @@ METHOD = register_method(Method(
     "zeroshot", ZeroshotSettings, apply_zeroshot, saves_base=False, learning_rate=1e-4, check=check_zeroshot,
     description="no labelled data: label names and descriptions (optionally self-training on unlabelled text)",
     normalize=True, label_smoothing=0.0, needs_validation=False,
-    tasks=("classification", "multilabel")))
+    tasks=("classification", "multilabel", "retrieval")))
