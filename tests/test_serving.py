@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import domainfit
 from domainfit.errors import DomainfitError
 from domainfit.serving import FeedbackStore, Registry, ServeSettings, create_app
-from helpers import fast_settings, run_cli, write_task_data
+from helpers import fast_settings, run_cli, running_app, write_task_data
 
 KEY = "s3cret-key-for-tests"
 
@@ -37,27 +37,8 @@ def models(tmp_path_factory, tiny_model):
     return out
 
 
-@contextlib.contextmanager
 def running(source, **options):
-    import uvicorn
-
-    app = create_app(source, ServeSettings(**options))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    return running_app(create_app(source, ServeSettings(**options)))
 
 
 def _error(response, status):

@@ -317,6 +317,133 @@ def feedback_export(output: Path = typer.Option(..., "--output", "-o", help="CSV
     say(f"[green]Wrote[/] {count} feedback rows to {escape(str(output))}")
 
 
+apps_app = typer.Typer(help="Industry applications built on domainfit.", no_args_is_help=True)
+app.add_typer(apps_app, name="app")
+cs_app = typer.Typer(help="Intelligent customer service: intents, FAQ/document answers, out-of-scope "
+                     "fallback with hand-off, chat API and web chat (docs/customer-service.md).",
+                     no_args_is_help=True)
+apps_app.add_typer(cs_app, name="customer-service")
+
+
+@cs_app.command("train", epilog="Examples:\n\n  domainfit app customer-service train recipes/customer_service_banking.yaml "
+                "--output cs-bundle\n\n  domainfit app customer-service train --intents history.csv --answers "
+                "answers.csv --faq faq.csv --docs help/ --output cs-bundle")
+def cs_train(
+    recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (see docs/customer-service.md)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Bundle folder to write."),
+    intents: Optional[str] = typer.Option(None, "--intents", help="Without a recipe: labelled queries (text,label)."),
+    answers: Optional[str] = typer.Option(None, "--answers", help="Without a recipe: intent → answer templates."),
+    faq: Optional[str] = typer.Option(None, "--faq", help="Without a recipe: FAQ file (question,answer)."),
+    docs: Optional[str] = typer.Option(None, "--docs", help="Without a recipe: folder of Markdown/text documents."),
+    oos_label: str = typer.Option("oos", "--oos-label", help="Label of out-of-scope examples in the intents file."),
+    method: Optional[str] = typer.Option(None, "--method", help="Intent model's method (default full)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the packaged one)."),
+    set_: list[str] = typer.Option([], "--set", help="A training setting for the intent model, e.g. "
+                                   "training.epochs=3 (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle."),
+) -> None:
+    """Build a customer-service bundle: intent model, calibrated out-of-scope thresholds, retrieval index."""
+    import yaml
+
+    from .apps.customer_service import load_recipe, train_bundle
+    from .errors import ConfigError
+
+    if recipe is not None and any(v is not None for v in (intents, answers, faq, docs)):
+        raise ConfigError("give a recipe or --intents/--answers/--faq/--docs, not both.")
+    if recipe is None and intents is None:
+        raise ConfigError("give a recipe file, or at least --intents FILE.")
+    settings = {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r} is not key=value.")
+        settings[key.strip()] = yaml.safe_load(value)
+    if recipe is not None:
+        r = load_recipe(recipe)
+    else:
+        r = load_recipe(intents={"data": intents, "oos_label": oos_label}, answers=answers,
+                        faq={"data": faq} if faq else None, docs=docs)
+    if method:
+        r.intents.method = method
+    if model:
+        r.intents.model = model
+    r.intents.settings.update(settings)
+    _quiet_libraries()
+    train_bundle(r, output, overwrite=overwrite)
+
+
+@cs_app.command("evaluate", epilog="Example: domainfit app customer-service evaluate cs-bundle --data test.csv "
+                "--oos-label oos --json")
+def cs_evaluate(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    data: str = typer.Option(..., "--data", help="Labelled messages (text,label)."),
+    oos_label: str = typer.Option("oos", "--oos-label", help="Label of out-of-scope rows (unknown labels are too)."),
+    text_column: str = typer.Option("text", "--text-column"),
+    label_column: str = typer.Option("label", "--label-column"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """In-scope accuracy, out-of-scope recall and precision of a bundle on labelled messages."""
+    from .apps.customer_service import evaluate_bundle
+
+    metrics = evaluate_bundle(bundle, data, oos_label=oos_label, text_column=text_column, label_column=label_column)
+    if as_json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return
+    for key in ("in_scope_accuracy", "no_fallback_accuracy", "oos_recall", "oos_precision", "auroc"):
+        if metrics.get(key) is not None:
+            say(f"{key:22s} {metrics[key]:.4f}")
+    say(f"routes: {metrics['routes']}")
+
+
+@cs_app.command("ask", epilog='Example: domainfit app customer-service ask cs-bundle "my card has not arrived"')
+def cs_ask(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    message: str = typer.Argument(..., help="The customer's message."),
+    generate: bool = typer.Option(False, "--generate", help="Compose FAQ/document answers with the generative model."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+) -> None:
+    """Answer one message (no conversation log)."""
+    from .apps.customer_service import Assistant
+
+    result = Assistant(bundle, generation=generate or None).answer(message)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=float) + "\n")
+        return
+    sys.stdout.write(result["answer"] + "\n")
+    sources = [s for s in result["sources"] if s["kind"] != "intent"]
+    say(f"route: {result['route']}" + (f" · intent: {escape(result['intent'])}" if result["intent"] else "")
+        + (f" · sources: {escape('; '.join(s.get('source') or s['id'] for s in sources))}" if sources else ""))
+
+
+@cs_app.command("serve", epilog="Example: domainfit app customer-service serve cs-bundle --port 8000 "
+                "(then open http://127.0.0.1:8000/chat)")
+def cs_serve(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port."),
+    db: str = typer.Option("sqlite:///conversations.db", "--db", help="Conversation log: a SQLAlchemy URL."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Key for admin endpoints (or DOMAINFIT_API_KEY)."),
+    require_key: bool = typer.Option(False, "--require-key", help="Require the key for chat too."),
+    generate: bool = typer.Option(False, "--generate", help="Compose FAQ/document answers with the generative model."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Micro-batching: messages per model call."),
+    max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Micro-batching: longest wait for a batch."),
+    max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per message."),
+) -> None:
+    """Serve the chat API (POST /v1/chat), the web chat page (/chat) and the intent model."""
+    import logging
+
+    import uvicorn
+
+    from .apps.customer_service import create_chat_app
+    from .serving import ServeSettings
+
+    settings = ServeSettings(api_key=api_key, require_key=require_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                             max_chars=max_chars)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_chat_app(bundle, settings, db_url=db, generation=generate or None), host=host, port=port,
+                log_level="info", access_log=False)
+
+
 @app.command(epilog="Example: domainfit info my-model")
 def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
          as_json: bool = typer.Option(False, "--json", help="Print the whole manifest as JSON.")) -> None:

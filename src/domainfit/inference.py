@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .artifact import load_model, read_manifest
@@ -60,6 +61,19 @@ class Predictor:
             encoded = encode_texts(self.tokenizer, list(texts), pairs, self.max_length)
             logits = predict_logits(self.model, encoded, self.tokenizer.pad_token_id, batch_size)
         return self.task.probabilities(logits) if len(texts) else torch.empty(0)
+
+    def features(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled text vectors a classifier's head reads, and the head's raw logits, from
+        one pass: ``(n, hidden)`` and ``(n, labels)`` float32 arrays. For
+        out-of-scope detection (:mod:`domainfit.ood`). Torch classification models only."""
+        if self.backend != "torch" or not hasattr(self.model, "head_logits"):
+            raise DomainfitError(f"{self.path}: features need a torch classification or regression model "
+                                 f"(this is a {self.backend} {self.task.name} model).")
+        encoded = encode_texts(self.tokenizer, list(texts), None, self.max_length)
+        pooled = predict_logits(self.model, encoded, self.tokenizer.pad_token_id, batch_size, embeddings=True)
+        with torch.no_grad():
+            logits = self.model.head_logits(pooled) if len(texts) else torch.empty(0, len(self.labels))
+        return pooled.numpy().astype(np.float32), logits.float().numpy()
 
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, top_k: int = 3,
                 batch_size: int = 64) -> list[dict[str, Any]]:

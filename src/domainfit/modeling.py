@@ -73,11 +73,14 @@ class DomainModel(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        pooled = self.embed(input_ids, attention_mask, **extra)
+    def head_logits(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head on pooled vectors (from :meth:`embed`): ``(batch, hidden) → (batch, outputs)``."""
         if self.normalize:
             pooled = nn.functional.normalize(pooled.float(), dim=-1).to(pooled.dtype)
         return self.head(self.dropout(pooled)) * self.output_scale + self.output_shift
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        return self.head_logits(self.embed(input_ids, attention_mask, **extra))
 
 
 def _real_positions(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,7 @@ from .batching import MicroBatcher
 from .feedback import FeedbackStore
 from .registry import Registry, check_name
 
-__all__ = ["ServeSettings", "create_app"]
+__all__ = ["ServeSettings", "ServerContext", "ApiError", "create_app"]
 
 log = logging.getLogger("domainfit.serve")
 
@@ -72,8 +72,25 @@ class ServeSettings:
 
 
 class ApiError(Exception):
+    """A client error answered as ``{"error": {"code", "message"}, "request_id"}``."""
+
     def __init__(self, status: int, code: str, message: str):
         self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class ServerContext:
+    """What an extension (e.g. an app's endpoints) gets from the server: the settings, the
+    Prometheus metrics, auth dependencies, the request id, and start/stop/readiness hooks."""
+
+    settings: ServeSettings
+    metrics: dict
+    predict_auth: Any
+    admin_auth: Any
+    request_id: Any
+    on_start: list
+    on_stop: list
+    ready_checks: list
 
 
 # ------------------------------------------------------------------------------- models host
@@ -119,16 +136,16 @@ class ModelHost:
     A promotion is picked up by polling ``registry.json``; the new version is loaded in a
     thread, then swapped in, and the old one finishes its queued requests before it stops."""
 
-    def __init__(self, source: Path, settings: ServeSettings, metrics):
-        self.source = Path(source)
+    def __init__(self, source: Path | None, settings: ServeSettings, metrics):
+        self.source = Path(source) if source is not None else None
         self.settings = settings
         self.metrics = metrics
         self.models: dict[str, Loaded] = {}
-        self.registry = None if is_artifact(self.source) else Registry(self.source)
+        self.registry = None if self.source is None or is_artifact(self.source) else Registry(self.source)
         self._mtimes: dict[str, int] = {}
         self._poller: asyncio.Task | None = None
         self._lock = asyncio.Lock()
-        if self.registry is None and not self.source.is_dir():
+        if self.source is not None and self.registry is None and not self.source.is_dir():
             raise DomainfitError(f"{source} is neither a model folder nor a registry folder.")
 
     def _load(self, name: str, version: int, path: Path) -> Loaded:
@@ -142,6 +159,8 @@ class ModelHost:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.source is None:
+            return
         if self.registry is None:
             name = self.source.name if self.source.name and not self.source.name.startswith(".") else "model"
             name = "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)[:64]
@@ -339,11 +358,20 @@ def _metrics():
 
 # ------------------------------------------------------------------------------- the app
 
-def create_app(source: str | Path, settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app serving one artifact folder or a registry folder."""
+def create_app(source: str | Path | None, settings: ServeSettings | None = None, *,
+               extensions: list | tuple = (), title: str = "domainfit") -> FastAPI:
+    """The FastAPI app serving one artifact folder or a registry folder (or no model, when
+    an extension brings its own endpoints).
+
+    ``extensions`` are callables ``ext(app, context)`` that add routes; ``context`` is a
+    :class:`ServerContext` (auth dependencies, metrics, hooks), so an app's endpoints get the
+    same auth, limits, error format, logs and metrics as the prediction endpoints."""
     settings = settings or ServeSettings()
     metrics = _metrics()
-    host = ModelHost(Path(source), settings, metrics)
+    host = ModelHost(Path(source) if source is not None else None, settings, metrics)
+    on_start: list = []
+    on_stop: list = []
+    ready_checks: list = []
     store: dict[str, FeedbackStore] = {}
 
     def feedback_store() -> FeedbackStore:
@@ -354,12 +382,16 @@ def create_app(source: str | Path, settings: ServeSettings | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await host.start()
+        for hook in on_start:
+            await hook()
         app.state.ready = True
         yield
         app.state.ready = False
+        for hook in on_stop:
+            await hook()
         await host.stop()
 
-    app = FastAPI(title="domainfit", version=_version(), lifespan=lifespan,
+    app = FastAPI(title=title, version=_version(), lifespan=lifespan,
                   description="Predictions from domainfit models, feedback capture and the model registry.")
     app.state.ready = False
     app.state.host = host
@@ -431,7 +463,8 @@ def create_app(source: str | Path, settings: ServeSettings | None = None) -> Fas
 
     @app.get("/readyz", summary="Models are loaded and serving")
     async def readyz():
-        if not app.state.ready or not host.models:
+        loaded = bool(host.models) if host.source is not None else bool(ready_checks)
+        if not app.state.ready or not loaded or not all(check() for check in ready_checks):
             return JSONResponse({"status": "not ready", "models": sorted(host.models)}, status_code=503)
         return {"status": "ready", "models": sorted(host.models)}
 
@@ -515,6 +548,9 @@ def create_app(source: str | Path, settings: ServeSettings | None = None) -> Fas
         registry().remove(_checked(name), version)
         return {"name": name, "removed": version}
 
+    context = ServerContext(settings, metrics, predict_auth, admin_auth, rid, on_start, on_stop, ready_checks)
+    for extend in extensions:
+        extend(app, context)
     return Guard(app, settings, metrics)
 
 

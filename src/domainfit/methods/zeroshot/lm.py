@@ -30,7 +30,7 @@ import torch
 
 from ...errors import ConfigError, ModelNotFoundError
 
-__all__ = ["LabelScorer", "resolve_lm", "train_lm_zeroshot", "load_lm_scorer"]
+__all__ = ["LabelScorer", "resolve_lm", "load_causal_lm", "train_lm_zeroshot", "load_lm_scorer"]
 
 SMOLLM2 = "smollm2"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -193,7 +193,9 @@ def _instruction(settings, specs) -> str:
     return settings.lm_instruction.format(labels=listed)
 
 
-def _load_lm(name: str):
+def load_causal_lm(name: str):
+    """``(path, model, tokenizer)`` of a causal LM: ``smollm2`` (the packaged default), a
+    local folder or a hub id; fp32 on the CPU."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_lm(name)
@@ -212,7 +214,7 @@ def load_lm_scorer(manifest: dict) -> LabelScorer:
 
     method = manifest["method"]
     settings = ZeroshotSettings(**method.get("options", {}))
-    _, lm, tokenizer = _load_lm(settings.lm_model)
+    _, lm, tokenizer = load_causal_lm(settings.lm_model)
     descriptions = method.get("label_descriptions", {})
     specs = [LabelSpec(n, descriptions.get(n)) for n in manifest["labels"]]
     return LabelScorer(lm, tokenizer, [humanize(s.name) for s in specs], _instruction(settings, specs),
@@ -240,7 +242,7 @@ def train_lm_zeroshot(cfg, settings, specs, *, eval_data=None, overwrite: bool =
     if cfg.data.unlabelled is not None:
         raise ConfigError("Self-training (--unlabelled-data) works with the embedding backend only.")
     started = time.perf_counter()
-    path, lm, tokenizer = _load_lm(settings.lm_model)
+    path, lm, tokenizer = load_causal_lm(settings.lm_model)
     labels = [s.name for s in specs]
     scorer = LabelScorer(lm, tokenizer, [humanize(n) for n in labels], _instruction(settings, specs),
                          cfg.training.max_length, calibrate=settings.calibrate)

@@ -1,0 +1,250 @@
+"""Build the customer-service bundle: intent model, out-of-scope detector with calibrated
+thresholds, retrieval index over the FAQ and documents, answer templates — one folder.
+
+Layout::
+
+    BUNDLE/
+      bundle.json       what was built, the thresholds, validation figures, the recipe
+      answers.json      intent → template and slot defaults
+      intent/           a classification artifact (domainfit.train)
+      ood/              the out-of-scope detector (safetensors + JSON)
+      retrieval/        a retrieval artifact with its index/ (when there is a FAQ or documents)
+      rerank/           a copy of the pair model that reorders candidates (optional)
+      report/           calibration.json, tradeoff.png (in-scope accuracy vs out-of-scope recall)
+
+The folder is written beside its destination and renamed into place at the end, so a crash
+never leaves a half-built bundle.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ... import __version__
+from ...errors import ConfigError, DomainfitError
+from ...ui import escape, say
+from .recipe import Recipe
+
+__all__ = ["train_bundle", "BUNDLE_FILE", "read_bundle"]
+
+BUNDLE_FILE = "bundle.json"
+KIND = "customer-service"
+FORMAT_VERSION = 1
+
+
+def read_bundle(path: str | Path) -> dict:
+    path = Path(path)
+    meta = path / BUNDLE_FILE
+    if not meta.is_file():
+        raise DomainfitError(f"{path} is not a customer-service bundle (no {BUNDLE_FILE}); build one with "
+                             "domainfit app customer-service train.")
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    if data.get("kind") != KIND:
+        raise DomainfitError(f"{path} is a {data.get('kind')!r} bundle, not a customer-service one.")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise DomainfitError(f"{path} was written by a newer domainfit; upgrade.")
+    return data
+
+
+def _intent_rows(recipe: Recipe):
+    from ...data import ColumnSpec, load_dataset
+
+    ds = load_dataset(recipe.intents.data, task="classification",
+                      columns=ColumnSpec(recipe.intents.text_column, recipe.intents.label_column))
+    if len({e.label for e in ds.examples if e.label != recipe.intents.oos_label}) < 2:
+        raise ConfigError(f"{recipe.intents.data}: an intent model needs at least two intents.")
+    return ds
+
+
+def _retrieval_model(recipe: Recipe, dest: Path) -> Path:
+    """The bundle's retriever: a copy of a retrieval artifact, or the base encoder as it comes."""
+    from ...artifact import is_artifact, read_manifest
+    from ...pipeline import train
+
+    given = Path(recipe.retrieval.model)
+    if recipe.retrieval.model != "default" and is_artifact(given):
+        if read_manifest(given)["task"] != "retrieval":
+            raise ConfigError(f"retrieval.model {given} is a {read_manifest(given)['task']} model, not a retrieval "
+                              "one (train one with --task retrieval, or give a base model).")
+        shutil.copytree(given, dest, ignore=shutil.ignore_patterns("index", "checkpoints", "report"))
+        return dest
+    train(output=str(dest), model=recipe.retrieval.model, task="retrieval", **{"method.name": "zeroshot"})
+    return dest
+
+
+def _fit_detectors(predictor, train_texts, train_idx, val_texts, val_gold, oos_index):
+    """Fit every detector (the chosen one is stored); validation scores of each."""
+    from ...ood import METHODS, OutOfScopeDetector
+
+    feats_train, _ = predictor.features(train_texts)
+    feats_val, logits_val = predictor.features(val_texts)
+    predicted = logits_val.argmax(1)
+    correct = predicted == val_gold
+    in_scope = val_gold != oos_index if oos_index is not None else np.ones(len(val_gold), bool)
+    detectors, scores = {}, {}
+    classes = train_idx.copy()
+    if oos_index is not None:
+        classes[classes == oos_index] = -1  # out-of-scope examples are no class to be near
+    for method in METHODS:
+        det = OutOfScopeDetector.fit(method, feats_train, classes, len(predictor.labels))
+        s = det.score(feats_val, logits_val)
+        if oos_index is not None:
+            s = np.where(predicted == oos_index, np.inf, s)  # the oos class itself says "not in scope"
+        detectors[method], scores[method] = det, s
+    return detectors, scores, correct & in_scope, in_scope
+
+
+def _finite(scores: np.ndarray) -> np.ndarray:
+    """Infinite scores (predicted as the out-of-scope class) just above the largest finite one."""
+    out = np.array(scores, np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        out[bad] = (out[~bad].max() + 1.0) if (~bad).any() else 1.0
+    return out
+
+
+def _plot_tradeoff(curves: dict[str, list[dict]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for name, curve in curves.items():
+        ax.plot([p["oos_recall"] for p in curve], [p["in_scope_accuracy"] for p in curve], label=name)
+    ax.set_xlabel("out-of-scope recall")
+    ax.set_ylabel("in-scope accuracy (unanswered counts as wrong)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False) -> Path:
+    """Build a bundle from a recipe (see :mod:`.recipe`) into ``output``; returns its path."""
+    from ...data import train_val_split
+    from ...inference import load
+    from ...ood import auroc, calibrate, tradeoff
+    from ...pipeline import train
+    from ...retrieval import build_index
+    from .answers import read_answers
+    from .knowledge import read_documents, read_faq
+
+    out = Path(output)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} exists and is not empty; pass --overwrite to replace it.")
+    started = time.perf_counter()
+    # Everything that can be wrong with the inputs is found before any training.
+    data = _intent_rows(recipe)
+    answers = read_answers(recipe.answers) if recipe.answers else {}
+    corpus = []
+    if recipe.faq is not None:
+        corpus += read_faq(recipe.faq.data, recipe.faq.question_column, recipe.faq.answer_column,
+                           recipe.faq.id_column)
+    if recipe.docs is not None:
+        corpus += read_documents(recipe.docs, recipe.retrieval.max_words)
+    oos_label = recipe.intents.oos_label
+    intents = sorted({e.label for e in data.examples})
+    known = [i for i in intents if i != oos_label]
+    unknown_answers = sorted(set(answers) - set(known))
+    if unknown_answers:
+        raise ConfigError(f"{recipe.answers}: answers for intents the data does not have: "
+                          f"{', '.join(unknown_answers[:10])}{' ...' if len(unknown_answers) > 10 else ''}.")
+    without = [i for i in known if i not in answers]
+    if without and answers:
+        say(f"[yellow]warning:[/] {len(without)} intent(s) have no answer template and are answered from the "
+            f"FAQ/documents or handed off: {escape(', '.join(without[:8]))}{' ...' if len(without) > 8 else ''}")
+    if not answers and not corpus:
+        raise ConfigError("the assistant has nothing to answer with: give an answers file, a FAQ or documents.")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        train_ex, val_ex = train_val_split(data.examples, recipe.intents.validation_share, recipe.seed)
+        rows = lambda ex: [{"text": e.text, "label": e.label} for e in ex]  # noqa: E731
+        say(f"Intent model: {len(known)} intents{' + out-of-scope examples' if oos_label in intents else ''}, "
+            f"{len(train_ex)} train / {len(val_ex)} validation texts.")
+        train(output=str(staging / "intent"), model=recipe.intents.model, train_data=rows(train_ex),
+              validation_data=rows(val_ex), **{"method.name": recipe.intents.method,
+                                               "training.seed": recipe.seed, **recipe.intents.settings})
+        intent = load(staging / "intent")
+        labels = intent.labels
+        index = {name: i for i, name in enumerate(labels)}
+        oos_index = index.get(oos_label)
+        say("Calibrating the out-of-scope thresholds on the validation texts...")
+        detectors, scores, correct, in_scope = _fit_detectors(
+            intent, [e.text for e in train_ex], np.array([index[e.label] for e in train_ex]),
+            [e.text for e in val_ex], np.array([index[e.label] for e in val_ex]), oos_index)
+        chosen = recipe.out_of_scope.method
+        cal = calibrate(scores[chosen], correct, in_scope, target_precision=recipe.out_of_scope.target_precision,
+                        max_accuracy_loss=recipe.out_of_scope.max_accuracy_loss)
+        detectors[chosen].save(staging / "ood")
+        report = staging / "report"
+        report.mkdir()
+        validation = {"texts": len(val_ex), "in_scope": int(in_scope.sum()),
+                      "accuracy": float(correct.sum() / max(in_scope.sum(), 1)), "methods": {}}
+        curves = {}
+        for method, s in scores.items():
+            finite = _finite(s)
+            entry = calibrate(finite, correct, in_scope, target_precision=recipe.out_of_scope.target_precision,
+                              max_accuracy_loss=recipe.out_of_scope.max_accuracy_loss).to_dict()
+            if (~in_scope).any() and in_scope.any():
+                entry["auroc"] = auroc(finite, in_scope)
+            validation["methods"][method] = entry
+            curves[method] = tradeoff(finite, correct, in_scope)
+        (report / "calibration.json").write_text(json.dumps({"chosen": chosen, "calibration": cal.to_dict(),
+                                                             "validation": validation, "curves": curves},
+                                                            indent=2) + "\n", encoding="utf-8")
+        if (~in_scope).any():
+            _plot_tradeoff(curves, report / "tradeoff.png", "Out-of-scope trade-off (validation)")
+
+        retrieval = None
+        if corpus:
+            say(f"Retrieval: indexing {len(corpus)} FAQ pairs and document passages...")
+            _retrieval_model(recipe, staging / "retrieval")
+            build_index(staging / "retrieval", corpus)
+            retrieval = {"path": "retrieval", "documents": len(corpus),
+                         "faq": sum(1 for d in corpus if d["kind"] == "faq"),
+                         "passages": sum(1 for d in corpus if d["kind"] == "document"),
+                         "min_score": recipe.retrieval.min_score, "candidates": recipe.retrieval.candidates,
+                         "rerank": None}
+            if recipe.retrieval.rerank:
+                shutil.copytree(recipe.retrieval.rerank, staging / "rerank",
+                                ignore=shutil.ignore_patterns("checkpoints", "report", "index"))
+                retrieval["rerank"] = "rerank"
+        (staging / "answers.json").write_text(json.dumps({k: v.to_dict() for k, v in answers.items()}, indent=2,
+                                                         ensure_ascii=False) + "\n", encoding="utf-8")
+        meta = {
+            "kind": KIND, "format_version": FORMAT_VERSION, "domainfit_version": __version__,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "intent": {"path": "intent", "intents": known, "oos_label": oos_label if oos_index is not None else None,
+                       "without_answer": without},
+            "out_of_scope": {"method": chosen, "threshold": cal.threshold, "calibration": cal.to_dict(),
+                             "target_precision": recipe.out_of_scope.target_precision,
+                             "max_accuracy_loss": recipe.out_of_scope.max_accuracy_loss},
+            "retrieval": retrieval,
+            "generation": recipe.generation.model_dump(),
+            "fallback": recipe.fallback,
+            "recipe": json.loads(recipe.model_dump_json()),
+            "data": {"intents": {"source": data.source, "sha256": data.fingerprint, "rows": len(data)}},
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        (staging / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"[green]Saved[/] {escape(str(out))}: {chosen} out-of-scope threshold {cal.threshold:.4g} "
+        f"({cal.rule}; validation: answered {cal.answered_share:.1%}, precision {cal.answered_precision:.3f}).")
+    return out

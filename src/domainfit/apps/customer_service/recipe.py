@@ -1,0 +1,147 @@
+"""The customer-service recipe: which files make the assistant, and how.
+
+A YAML file (paths are relative to it) or the same given on the command line::
+
+    intents:                       # labelled historical queries → intents (required)
+      data: history.csv
+      text_column: text
+      label_column: label
+      oos_label: oos               # rows with this label are out-of-scope examples (optional)
+      method: full                 # any domainfit method; auto picks by data size
+      model: default               # base model: packaged default, local folder or hub id
+      settings: {training.epochs: 3}   # any `domainfit train` setting
+    answers: answers.csv           # intent → answer template (optional)
+    faq: {data: faq.csv, question_column: question, answer_column: answer}   # optional
+    docs: help-centre/             # Markdown/text documents (optional)
+    retrieval: {model: default, min_score: 0.5, rerank: null, candidates: 10}
+    out_of_scope: {method: mahalanobis, target_precision: 0.95, max_accuracy_loss: null}
+    generation: {enabled: false, model: smollm2, max_new_tokens: 96}
+    fallback: "I'm not sure — connecting you to an agent."
+    seed: 42
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ...errors import ConfigError
+from ...ood import METHODS
+
+__all__ = ["Recipe", "load_recipe", "DEFAULT_FALLBACK"]
+
+DEFAULT_FALLBACK = "I'm not sure — connecting you to an agent."
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Intents(_Strict):
+    data: str = Field(..., description="Labelled historical queries (CSV/TSV/JSONL/Parquet).")
+    text_column: str = "text"
+    label_column: str = "label"
+    oos_label: Optional[str] = Field("oos", description="Rows with this label are out-of-scope examples.")
+    method: str = "full"
+    model: str = "default"
+    validation_share: float = Field(0.1, gt=0, lt=0.5, description="Held out to calibrate the thresholds.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Any `domainfit train` setting.")
+
+
+class Faq(_Strict):
+    data: str
+    question_column: str = "question"
+    answer_column: str = "answer"
+    id_column: Optional[str] = "id"
+
+
+class Retrieval(_Strict):
+    model: str = Field("default", description="A retrieval artifact, or a base model used as it comes.")
+    min_score: float = Field(0.5, ge=-1, le=1, description="Cosine similarity a passage needs to be answered.")
+    rerank: Optional[str] = Field(None, description="A pair model folder that reorders the candidates.")
+    candidates: int = Field(10, ge=1, le=100)
+    max_words: int = Field(120, ge=10, le=1000, description="Longest document passage, in words.")
+
+
+class OutOfScope(_Strict):
+    method: str = "mahalanobis"
+    target_precision: float = Field(0.95, gt=0, le=1)
+    max_accuracy_loss: Optional[float] = Field(None, ge=0, lt=1)
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in METHODS:
+            raise ValueError(f"must be one of {', '.join(METHODS)}")
+        return v
+
+
+class Generation(_Strict):
+    enabled: bool = False
+    model: str = "smollm2"
+    max_new_tokens: int = Field(96, ge=8, le=512)
+    passages: int = Field(3, ge=1, le=10)
+
+
+class Recipe(_Strict):
+    intents: Intents
+    answers: Optional[str] = None
+    faq: Optional[Faq] = None
+    docs: Optional[str] = None
+    retrieval: Retrieval = Field(default_factory=Retrieval)
+    out_of_scope: OutOfScope = Field(default_factory=OutOfScope)
+    generation: Generation = Field(default_factory=Generation)
+    fallback: str = Field(DEFAULT_FALLBACK, min_length=1, max_length=1000)
+    seed: int = 42
+
+    def resolved(self, base: Path) -> Recipe:
+        """Relative paths made absolute against ``base`` (the recipe's folder)."""
+        def fix(p: str | None) -> str | None:
+            if p is None or p in ("default",):
+                return p
+            q = Path(p).expanduser()
+            return str(q if q.is_absolute() else (base / q).resolve())
+
+        r = self.model_copy(deep=True)
+        r.intents.data = fix(r.intents.data)
+        r.answers, r.docs = fix(r.answers), fix(r.docs)
+        if r.faq is not None:
+            r.faq.data = fix(r.faq.data)
+        if r.retrieval.rerank is not None:
+            r.retrieval.rerank = fix(r.retrieval.rerank)
+        for part in (r.intents, r.retrieval):
+            if part.model != "default" and (base / part.model).exists():
+                part.model = fix(part.model)
+        return r
+
+
+def _explain(exc: ValidationError, source: str) -> ConfigError:
+    lines = [f"{'.'.join(str(p) for p in e['loc']) or 'recipe'}: {e['msg']}" for e in exc.errors()[:10]]
+    return ConfigError(f"{source} is not a valid customer-service recipe:\n  " + "\n  ".join(lines))
+
+
+def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
+    """Read a recipe YAML (relative paths against its folder), or build one from ``given``
+    (paths relative to the working folder)."""
+    import yaml
+
+    if path is None:
+        try:
+            return Recipe(**given).resolved(Path.cwd())
+        except ValidationError as exc:
+            raise _explain(exc, "the options") from None
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping (intents:, answers:, faq:, ...).")
+    try:
+        return Recipe(**data).resolved(path.parent.resolve())
+    except ValidationError as exc:
+        raise _explain(exc, str(path)) from None

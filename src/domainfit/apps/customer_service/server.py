@@ -1,0 +1,156 @@
+"""The chat endpoints and web page, added to domainfit's HTTP server.
+
+* ``POST /v1/chat``: ``{"message": "...", "session_id": "..." (optional), "context":
+  {"card_type": "Visa"} (optional slot values)}`` → the answer, its route, intent, scores,
+  sources, hand-off, session id and turn number;
+* ``POST /v1/chat/feedback``: ``{"session_id", "turn", "helpful": true|false, "comment"}``;
+* ``GET /v1/chat/sessions/{session_id}``: the turns of a session;
+* ``GET /v1/chat/handoffs`` (admin key): open hand-offs for agents;
+* ``GET /chat``: a small web chat page (plain HTML + JS) that talks to ``/v1/chat``.
+
+Chat messages from concurrent requests are answered in micro-batches like predictions;
+auth (``--require-key``), limits, the error format, request ids, logs and metrics are the
+server's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import DomainfitError
+from ...serving.app import ApiError, ServeSettings, ServerContext, create_app
+from ...serving.batching import MicroBatcher
+from .conversations import ConversationStore, valid_session_id
+
+__all__ = ["chat_extension", "create_chat_app"]
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(..., description="The customer's message.")
+    session_id: str | None = Field(None, max_length=64, description="Omit (or unknown) to start a new session.")
+    context: dict[str, str] | None = Field(None, max_length=20, description="Slot values, e.g. {\"card_type\": \"Visa\"}.")
+
+
+class ChatFeedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str = Field(..., min_length=1, max_length=64)
+    turn: int = Field(..., ge=1)
+    helpful: bool
+    comment: str | None = Field(None, max_length=2000)
+
+
+def chat_page() -> str:
+    return resources.files(__package__).joinpath("static/chat.html").read_text(encoding="utf-8")
+
+
+def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db", generation: bool | None = None):
+    """An extension for :func:`domainfit.serving.app.create_app` serving a bundle's chat."""
+
+    def extend(app: FastAPI, ctx: ServerContext) -> None:
+        state: dict = {}
+        settings = ctx.settings
+
+        async def start():
+            from .assistant import Assistant
+
+            loop = asyncio.get_running_loop()
+            store = await loop.run_in_executor(None, ConversationStore, db_url)
+            assistant = await loop.run_in_executor(None, lambda: Assistant(bundle, store=store,
+                                                                           generation=generation))
+            histogram = ctx.metrics["batch"]
+            batcher = MicroBatcher(assistant.answer_many, settings.max_batch, settings.max_wait_ms,
+                                   on_batch=lambda n, s: histogram.labels("chat").observe(n))
+            batcher.start()
+            state.update(assistant=assistant, store=store, batcher=batcher)
+
+        async def stop():
+            if "batcher" in state:
+                await state["batcher"].close()
+                state["store"].close()
+
+        ctx.on_start.append(start)
+        ctx.on_stop.append(stop)
+        ctx.ready_checks.append(lambda: "assistant" in state)
+
+        @app.post("/v1/chat", summary="Answer a customer message", dependencies=[Depends(ctx.predict_auth)],
+                  tags=["chat"])
+        async def chat(body: ChatRequest, request: Request):
+            if "assistant" not in state:
+                raise ApiError(503, "not_ready", "the assistant is still loading")
+            message = body.message
+            if not message.strip():
+                raise ApiError(422, "empty_message", "the message is empty")
+            if len(message) > settings.max_chars:
+                raise ApiError(413, "text_too_long", f"the message has {len(message)} characters; the limit is "
+                               f"{settings.max_chars}")
+            for key, value in (body.context or {}).items():
+                if len(key) > 64 or len(value) > 200:
+                    raise ApiError(422, "invalid_context", "context keys are at most 64 and values at most 200 "
+                                   "characters")
+            assistant, store = state["assistant"], state["store"]
+            loop = asyncio.get_running_loop()
+            session = await loop.run_in_executor(None, store.session, body.session_id)
+            if body.context:
+                session.slots.update(body.context)
+            result = (await state["batcher"].submit([{"message": message, "session": session,
+                                                      "context": body.context}]))[0]
+            request_id = ctx.request_id(request)
+            result = await loop.run_in_executor(None, assistant.finish, session, message.strip(), result, request_id)
+            ctx.metrics["texts"].labels("chat").inc()
+            return {**result, "request_id": request_id}
+
+        @app.post("/v1/chat/feedback", summary="Was this answer helpful?", dependencies=[Depends(ctx.predict_auth)],
+                  tags=["chat"])
+        async def chat_feedback(body: ChatFeedback, request: Request):
+            if "store" not in state:
+                raise ApiError(503, "not_ready", "the assistant is still loading")
+            try:
+                row = await asyncio.get_running_loop().run_in_executor(
+                    None, state["store"].add_feedback, body.session_id, body.turn, body.helpful, body.comment)
+            except DomainfitError as exc:
+                raise ApiError(404, "unknown_turn", str(exc)) from None
+            return {"id": row, "request_id": ctx.request_id(request)}
+
+        @app.get("/v1/chat/sessions/{session_id}", summary="The turns of a session",
+                 dependencies=[Depends(ctx.predict_auth)], tags=["chat"])
+        async def chat_session(session_id: str):
+            if not valid_session_id(session_id):
+                raise ApiError(422, "invalid_session", "a session id is at most 64 letters, digits, - or _")
+            turns = await asyncio.get_running_loop().run_in_executor(None, state["store"].history, session_id)
+            if not turns:
+                raise ApiError(404, "unknown_session", "there is no session with this id")
+            return {"session_id": session_id, "turns": turns}
+
+        @app.get("/v1/chat/handoffs", summary="Open hand-offs to agents (admin)",
+                 dependencies=[Depends(ctx.admin_auth)], tags=["chat"])
+        async def chat_handoffs(status: str | None = "open", limit: int = 100):
+            limit = max(1, min(limit, 1000))
+            rows = await asyncio.get_running_loop().run_in_executor(None, state["store"].handoffs, status, limit)
+            return {"handoffs": rows}
+
+        @app.get("/chat", summary="Web chat page", response_class=HTMLResponse, tags=["chat"])
+        async def chat_html():
+            return HTMLResponse(chat_page(), headers={
+                "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                           "style-src 'self' 'unsafe-inline'; connect-src 'self'",
+                "X-Content-Type-Options": "nosniff"})
+
+    return extend
+
+
+def create_chat_app(bundle: str | Path, settings: ServeSettings | None = None, *,
+                    db_url: str = "sqlite:///conversations.db", generation: bool | None = None):
+    """The server for a customer-service bundle: chat, the page, and the intent model under
+    ``/v1/models/intent/predict`` like any served model."""
+    from .bundle import read_bundle
+
+    meta = read_bundle(bundle)
+    return create_app(Path(bundle) / meta["intent"]["path"], settings, title="domainfit customer service",
+                      extensions=[chat_extension(bundle, db_url, generation)])
