@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 install: $(STAMP)
 
@@ -25,8 +25,19 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/domainfit demo --output demo-model
 
-# Unit tests plus the bounded set of end-to-end tests (resume after SIGKILL, DDP, CLI).
-test: install
+# The web chat test drives Debian's Chromium (chromium + chromium-driver), installed here
+# when missing and when apt-get can run (as root); elsewhere that one test is skipped.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver for the web chat test"; \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+	  echo "note: could not install chromium; the web chat test will be skipped"; \
+	else echo "note: install chromium and chromium-driver to run the web chat test"; fi
+
+# Unit tests plus the bounded set of end-to-end tests (resume after SIGKILL, DDP, CLI, web chat).
+test: install browser
 	$(BIN)/python -m pytest -q
 
 # Benchmark peers (setfit) and the zeroshot LM backend's model come in as the bench extra.

@@ -76,3 +76,20 @@ def write_intents_csv(path: Path, per_class: int = 12, seed: int = 0) -> Path:
 @pytest.fixture()
 def intents_csv(tmp_path) -> Path:
     return write_intents_csv(tmp_path / "intents.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory, tiny_model):
+    """A 2-layer Llama with the tiny tokenizer (no chat template: the plain prompt is used)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    tok.save_pretrained(str(folder))
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(str(folder))
+    return folder

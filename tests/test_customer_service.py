@@ -275,6 +275,29 @@ def test_answers_take_the_intent_faq_document_and_fallback_routes(bundle):
     assert set(fallback["scores"]) >= {"intent", "out_of_scope", "threshold", "retrieval"}
 
 
+def test_generation_composes_from_passages_and_keeps_the_sources(bundle, tiny_lm, tmp_path):
+    from domainfit.apps.customer_service.generation import Composer, acceptable
+
+    assert acceptable("Search the app store \"search for our bank\" [1].", 2)
+    assert not acceptable("No citation here.", 2) and not acceptable("See [3].", 2) and not acceptable("  ", 1)
+    composer = Composer(str(tiny_lm), max_new_tokens=8, passages=2)
+    hits = [{"id": "faq-1", "text": "q", "answer": "We are open from 9 to 5."}, {"id": "faq-2", "text": "q2"}]
+    prompt = composer.prompt("when are you open", hits)
+    assert "[1] We are open from 9 to 5." in prompt and "[2] q2" in prompt and "when are you open" in prompt
+    # The tiny random model cannot write "[1]" (no "[" in its vocabulary): nothing acceptable comes out.
+    assert composer.compose("when are you open", hits) is None
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["generation"]["model"] = str(tiny_lm)
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    bot = Assistant(copy, generation=True)
+    assert bot.composer is not None and Assistant(copy).composer is None  # off unless asked
+    bot.threshold = -np.inf
+    r = bot.answer(f"{FAQ[1][0]}\n{FAQ[1][1]}")
+    assert r["route"] == "faq" and r["answer"] == FAQ[1][1] and not r.get("generated") and r["sources"]
+
+
 def test_a_follow_up_keeps_the_last_intent(bundle):
     bot = Assistant(bundle)
     first = "where is my card"
@@ -317,9 +340,11 @@ def test_bundle_with_out_of_scope_examples_and_evaluation(tmp_path, tiny_model):
     assert metrics["rows"] == 4 and metrics["in_scope_rows"] == 2 and metrics["oos_rows"] == 2
     assert 0 <= metrics["in_scope_accuracy"] <= metrics["no_fallback_accuracy"] <= 1
     assert set(metrics["routes"]) <= {"intent", "fallback"} and sum(metrics["routes"].values()) == 4
-    done = run_cli("app", "customer-service", "evaluate", str(out), "--data", str(test), "--json")
+    done = run_cli("app", "customer-service", "evaluate", str(out), "--data", str(test), "--json", "--plot",
+                   str(folder / "curve.png"))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["oos_rows"] == 2
+    assert json.loads(done.stdout)["oos_rows"] == 2 and "auroc" in json.loads(done.stdout)
+    assert (folder / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bad_recipes_fail_before_any_training(tmp_path, tiny_model):

@@ -195,22 +195,6 @@ def test_cli_zeroshot_and_method_errors(tmp_path, tiny_model):
     assert missing.returncode == 2 and "--labels" in missing.stderr and "Traceback" not in missing.stderr
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory, tiny_model):
-    """A 2-layer Llama with the tiny tokenizer (no chat template: the plain prompt is used)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    tok = AutoTokenizer.from_pretrained(str(tiny_model))
-    tok.save_pretrained(str(folder))
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-                         pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(str(folder))
-    return folder
-
-
 def test_lm_backend_scores_each_label_as_the_answer(tmp_path, tiny_lm, intents_csv):
     from transformers import AutoModelForCausalLM
 

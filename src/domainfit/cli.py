@@ -380,12 +380,14 @@ def cs_evaluate(
     oos_label: str = typer.Option("oos", "--oos-label", help="Label of out-of-scope rows (unknown labels are too)."),
     text_column: str = typer.Option("text", "--text-column"),
     label_column: str = typer.Option("label", "--label-column"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the trade-off curve (PNG) here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """In-scope accuracy, out-of-scope recall and precision of a bundle on labelled messages."""
     from .apps.customer_service import evaluate_bundle
 
-    metrics = evaluate_bundle(bundle, data, oos_label=oos_label, text_column=text_column, label_column=label_column)
+    metrics = evaluate_bundle(bundle, data, oos_label=oos_label, text_column=text_column, label_column=label_column,
+                              plot=plot)
     if as_json:
         sys.stdout.write(json.dumps(metrics) + "\n")
         return

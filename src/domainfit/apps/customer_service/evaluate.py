@@ -11,7 +11,8 @@ __all__ = ["evaluate_bundle"]
 
 
 def evaluate_bundle(bundle: str | Path, data: Any, *, oos_label: str = "oos", text_column: str = "text",
-                    label_column: str = "label", batch_size: int = 256, assistant=None) -> dict:
+                    label_column: str = "label", batch_size: int = 256, assistant=None,
+                    plot: str | Path | None = None) -> dict:
     """Score a bundle on ``data`` (a file or rows with a text and a label column).
 
     A row is out of scope when its label is ``oos_label`` or an intent the bundle does not
@@ -23,6 +24,8 @@ def evaluate_bundle(bundle: str | Path, data: Any, *, oos_label: str = "oos", te
         answering), ``oos_recall`` (out-of-scope rows not accepted), ``oos_precision``
         (not-accepted rows that are out of scope), ``auroc`` of the out-of-scope score,
         ``routes`` (how many rows took each route), ``rows``, ``in_scope_rows``, ``oos_rows``.
+        With ``plot``, the trade-off curve (in-scope accuracy against out-of-scope recall as
+        the threshold moves) is written there as a PNG, when the data has both kinds of rows.
     """
     from ...data import ColumnSpec, load_dataset
     from ...ood import auroc
@@ -55,6 +58,13 @@ def evaluate_bundle(bundle: str | Path, data: Any, *, oos_label: str = "oos", te
         "method": bot.meta["out_of_scope"]["method"], "threshold": bot.threshold,
     }
     if n_in and n_oos:
-        finite = np.where(np.isfinite(scores), scores, np.nanmax(scores[np.isfinite(scores)], initial=0) + 1)
+        from ...ood import tradeoff
+        from .bundle import _finite, _plot_tradeoff
+
+        finite = _finite(scores)
         out["auroc"] = auroc(finite, in_scope)
+        if plot is not None:
+            curve = tradeoff(finite, right & in_scope, in_scope)
+            _plot_tradeoff({out["method"]: curve}, Path(plot), "Out-of-scope trade-off")
+            out["plot"] = str(plot)
     return out

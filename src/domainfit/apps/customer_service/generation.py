@@ -14,7 +14,7 @@ import threading
 
 import torch
 
-__all__ = ["Composer"]
+__all__ = ["Composer", "acceptable"]
 
 _INSTRUCTION = ("You are a customer-service assistant. Answer the customer's message using only the numbered "
                 "passages below. Quote the words of the passage you use in double quotes and cite it as [1], [2] "
@@ -43,12 +43,18 @@ class Composer:
     def compose(self, message: str, hits: list[dict]) -> str | None:
         if not hits:
             return None
-        ids = self.tokenizer(self.prompt(message, hits), return_tensors="pt", truncation=True, max_length=1536)
+        hits = hits[: self.passages]
+        room = getattr(self.lm.config, "max_position_embeddings", 2048) - self.max_new_tokens
+        ids = self.tokenizer(self.prompt(message, hits), return_tensors="pt", truncation=True,
+                             max_length=max(16, min(room, 4096)), return_token_type_ids=False)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with self._lock:
-            out = self.lm.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                   pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+            out = self.lm.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
         text = self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-        cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
-        if not text or not cited or not cited <= set(range(1, len(hits) + 1)):
-            return None
-        return text
+        return text if acceptable(text, len(hits)) else None
+
+
+def acceptable(text: str, passages: int) -> bool:
+    """A composed answer is used only when it is not empty and cites only given passages."""
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+    return bool(text.strip()) and bool(cited) and cited <= set(range(1, passages + 1))

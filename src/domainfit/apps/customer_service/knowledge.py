@@ -31,7 +31,9 @@ def read_faq(path: str | Path, question_column: str = "question", answer_column:
     """FAQ rows as corpus documents: ``id``, ``text`` (question + answer), ``question``,
     ``answer``, ``kind`` = ``faq``, ``source`` (file:line)."""
     from ...data import read_rows
-    from ...data._labels import to_text
+
+    def to_text(value) -> str:
+        return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
     file = str(path)
     docs, problems, seen = [], [], {}
