@@ -243,6 +243,20 @@ def test_conversation_store_in_sqlite(tmp_path):
 
 # ------------------------------------------------------------------------------- the bundle
 
+def test_predictor_features_are_what_the_head_reads(bundle):
+    from domainfit import load
+
+    model = load(bundle / "intent")
+    texts = ["where is my card", "refund my order please", "forgot my password"]
+    feats, logits = model.features(texts)
+    assert feats.shape == (3, 32) and logits.shape == (3, 3)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    assert np.allclose(probs, model.scores(texts).numpy(), atol=1e-5)
+    with pytest.raises(DomainfitError, match="features need"):
+        load(bundle / "retrieval").features(texts)
+
+
 def test_bundle_layout_and_calibration_report(bundle):
     meta = json.loads((bundle / "bundle.json").read_text())
     assert {p.name for p in bundle.iterdir()} >= {"bundle.json", "answers.json", "intent", "ood", "retrieval",
@@ -278,8 +292,13 @@ def test_answers_take_the_intent_faq_document_and_fallback_routes(bundle):
 def test_generation_composes_from_passages_and_keeps_the_sources(bundle, tiny_lm, tmp_path):
     from domainfit.apps.customer_service.generation import Composer, acceptable
 
-    assert acceptable("Search the app store \"search for our bank\" [1].", 2)
-    assert not acceptable("No citation here.", 2) and not acceptable("See [3].", 2) and not acceptable("  ", 1)
+    given = [{"id": "a", "text": "q", "answer": "Search for our bank in your phone's app store."},
+             {"id": "b", "text": "Cheques are paid in at any branch counter."}]
+    assert acceptable('Open your app store and "search for our bank in your phone\'s" store [1].', given)
+    assert not acceptable("No citation here.", given) and not acceptable('"search for our bank" [3].', given)
+    assert not acceptable("  ", given) and not acceptable("Use the git --x option [1].", given)  # no quote
+    assert not acceptable('"any branch counter" [1].', given)  # quotes a passage it does not cite
+    assert not acceptable('"search for our bank" [1]\nCustomer: how do I get the app', given)  # echo
     composer = Composer(str(tiny_lm), max_new_tokens=8, passages=2)
     hits = [{"id": "faq-1", "text": "q", "answer": "We are open from 9 to 5."}, {"id": "faq-2", "text": "q2"}]
     prompt = composer.prompt("when are you open", hits)

@@ -3,8 +3,11 @@
 A small instruction-tuned causal LM (``smollm2``: the packaged SmolLM2-135M-Instruct, or any
 local folder / hub id) is asked to answer the customer's message from the numbered
 passages only, quoting the passage it uses. Decoding is greedy and bounded. The result is
-used only when it is non-empty and cites a passage that was given (``[1]``…); otherwise
-the best passage's own answer is used. Either way the answer goes out with its sources.
+used only when it cites only passages it was given (``[1]``…) and quotes one of them word
+for word (see :func:`acceptable`); otherwise the best passage's own answer is used. Either
+way the answer goes out with its sources. The packaged 135M model rarely writes an answer
+that passes (it tends to echo the passages or invent commands); a larger local model does
+better. Generation costs seconds per answer on a CPU.
 """
 
 from __future__ import annotations
@@ -51,10 +54,22 @@ class Composer:
         with self._lock:
             out = self.lm.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
         text = self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-        return text if acceptable(text, len(hits)) else None
+        return text if acceptable(text, hits) else None
 
 
-def acceptable(text: str, passages: int) -> bool:
-    """A composed answer is used only when it is not empty and cites only given passages."""
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def acceptable(text: str, hits: list[dict]) -> bool:
+    """A composed answer is used only when it cites only passages it was given ([1]...) and
+    quotes ("...", at least three words) a passage it cites, word for word; a small model
+    that invents an answer or echoes the prompt fails this."""
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
-    return bool(text.strip()) and bool(cited) and cited <= set(range(1, passages + 1))
+    if not text.strip() or not cited or not cited <= set(range(1, len(hits) + 1)):
+        return False
+    if re.search(r"^\s*(customer|passages)\s*:", text, re.I | re.M):
+        return False
+    sources = [_words(hits[n - 1].get("answer") or hits[n - 1]["text"]) for n in cited]
+    quotes = [_words(q) for q in re.findall(r"[\"“]([^\"”]+)[\"”]", text)]
+    return any(len(q.split()) >= 3 and any(q in src for src in sources) for q in quotes)
