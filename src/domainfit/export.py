@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -241,15 +242,41 @@ class OnnxModel:
     training = False
 
     def __init__(self, path: Path, embedding: bool, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = Path(path)
+        self.threads = threads or (os.cpu_count() or 1)
+        self.session = self._session(self.threads)
         self.embedding = embedding
         self.inputs = {i.name for i in self.session.get_inputs()}  # a graph may drop inputs it never reads
         self._device = torch.zeros(0)
+        self._single = None
+        self._pool = None
+        self._lock = threading.Lock()
+
+    def _session(self, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def run_many(self, batches: list[dict], embeddings: bool = False) -> list[torch.Tensor]:
+        """Outputs for several batches. With more than one batch and core, the batches run
+        side by side, one single-threaded run per core: short sequences give small matrix
+        products that one core handles well, and two independent runs beat one run split
+        across two cores (Banking77 int8: ~900 against ~800 texts/s on 2 cores). One batch
+        (a single request) keeps every core on it, for latency."""
+        if embeddings and not self.embedding:
+            return [self.embed(**b) for b in batches]  # raises the clear error
+        if self.threads < 2 or len(batches) < 2:
+            return [self._run(**b) for b in batches]
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._single = self._session(1)
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="domainfit-onnx")
+        return list(self._pool.map(lambda b: self._run(session=self._single, **b), batches))
 
     def parameters(self):
         yield self._device
@@ -260,12 +287,13 @@ class OnnxModel:
     def train(self, mode: bool = True):
         return self
 
-    def _run(self, input_ids, attention_mask, token_type_ids=None, **_):
+    def _run(self, input_ids, attention_mask, token_type_ids=None, session=None, **_):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
                  "token_type_ids": token_type_ids.numpy()}
-        return torch.from_numpy(self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0])
+        run = (session or self.session).run
+        return torch.from_numpy(run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0])
 
     def __call__(self, input_ids, attention_mask, **extra):
         return self._run(input_ids, attention_mask, **extra)

@@ -111,7 +111,12 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     lengths = [len(x) for x in encoded.input_ids]
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     chunks = []
-    for idx in _inference_batches(order, lengths, batch_size, max_tokens):
+    groups = list(_inference_batches(order, lengths, batch_size, max_tokens))
+    if hasattr(model, "run_many"):  # an ONNX graph runs its batches side by side (see OnnxModel)
+        batches = [{k: v for k, v in collate(encoded, idx, pad_id).items() if k != "targets"} for idx in groups]
+        chunks = [c.float() for c in model.run_many(batches, embeddings)]
+        groups = []
+    for idx in groups:
         batch = {k: v.to(device) for k, v in collate(encoded, idx, pad_id).items() if k != "targets"}
         with autocast(bf16, device):
             chunks.append((model.embed(**batch) if embeddings else model(**batch)).float().cpu())
