@@ -1,15 +1,20 @@
 """Load on the HTTP server: concurrent clients, mixed batch sizes, a promotion in the middle.
 
-    python benchmarks/serve_load.py [--clients 64] [--seconds 60] [--max-wait-ms 5]
+    python benchmarks/serve_load.py [--clients 64] [--seconds 60] [--max-wait-ms 5] [--client wrk|asyncio]
 
 Starts ``domainfit serve`` on loopback (a registry with the int8 Banking77 model of
 benchmarks/inference.py as version 1 and the same model again as version 2), then runs
-``--clients`` asyncio clients for ``--seconds``: each sends Banking77 test texts in batches of
-1, 2, 4, 8 or 16 (uniformly) back to back. Half-way through, version 2 is promoted through
-the admin endpoint. Reports requests/s, texts/s, p50/p99 request latency, the error count,
-the versions seen, and texts/s as a share of the offline int8 throughput measured by
-benchmarks/inference.py (results/inference.json). The clients share the 2 cores with the
-server, as a load generator on the same machine does.
+``--clients`` concurrent connections for ``--seconds``: each sends Banking77 test texts in
+batches of 1, 2, 4, 8 or 16 (uniformly) back to back. Half-way through, version 2 is
+promoted through the admin endpoint. Reports requests/s, texts/s (from the server's own
+Prometheus counter), p50/p99 request latency, the error count, the versions seen, and
+texts/s as a share of the offline int8 throughput measured by benchmarks/inference.py
+(results/inference.json).
+
+The load generator shares the 2 cores with the server. ``wrk`` (Debian package ``wrk``; a
+C program, the default when installed) costs little CPU; the ``asyncio`` client (httpx) is
+pure Python and takes a large share of the cores itself, so its figure says more about
+the client than about the server.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import asyncio
 import json
 import os
 import random
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -82,12 +89,91 @@ async def _load(base: str, name: str, texts: list[str], clients: int, seconds: f
     return out
 
 
+def _served_texts(base: str, name: str) -> float:
+    """Texts the server has predicted for ``name`` (its Prometheus counter)."""
+    import httpx
+
+    text = httpx.get(f"{base}/metrics").text
+    found = re.search(r'^domainfit_predicted_items_total\{model="%s"\} ([0-9.e+]+)$' % re.escape(name), text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+_WRK_SCRIPT = r"""
+local bodies = {%(bodies)s}
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok, bad = 0, 0; versions = {} end
+request = function()
+  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, bodies[math.random(#bodies)])
+end
+response = function(status, headers, body)
+  if status ~= 200 then bad = bad + 1; return end
+  ok = ok + 1
+  local v = string.match(body, '"version":%%s*(%%d+)')
+  if v then versions[v] = (versions[v] or 0) + 1 end
+end
+done = function(summary, latency, requests)
+  local ok_all, bad_all, vs = 0, 0, {}
+  for _, t in ipairs(threads) do
+    ok_all = ok_all + t:get("ok"); bad_all = bad_all + t:get("bad")
+    for k, n in pairs(t:get("versions")) do vs[k] = (vs[k] or 0) + n end
+  end
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%%d ok=%%d bad=%%d socket_errors=%%d duration_us=%%d p50_us=%%d p99_us=%%d
+",
+    summary.requests, ok_all, bad_all, e.connect + e.read + e.write + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+  for k, n in pairs(vs) do io.write(string.format("VERSION %%s %%d
+", k, n)) end
+end
+"""
+
+
+def _wrk_load(base: str, name: str, texts: list[str], clients: int, seconds: float, tmp: Path) -> dict:
+    """The load from ``wrk``: pre-built request bodies (1-16 texts), a promotion half-way."""
+    import threading
+
+    import httpx
+
+    rng = random.Random(0)
+    bodies = []
+    for _ in range(1000):
+        size = rng.choice((1, 2, 4, 8, 16))
+        start = rng.randrange(len(texts) - size)
+        body = json.dumps({"texts": texts[start:start + size], "top_k": 1})
+        if "]==]" not in body:
+            bodies.append("[==[" + body + "]==]")
+    script = tmp / "load.lua"
+    script.write_text(_WRK_SCRIPT % {"bodies": ",".join(bodies), "path": f"/v1/models/{name}/predict"})
+    out: dict = {}
+
+    def promote():
+        time.sleep(seconds / 2)
+        r = httpx.post(f"{base}/v1/admin/registry/{name}/promote", json={"version": 2}, headers={"x-api-key": KEY})
+        out["promotion_status"] = r.status_code
+
+    promoter = threading.Thread(target=promote)
+    promoter.start()
+    done = subprocess.run(["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:g}s", "--timeout", "30s", "-s",
+                           str(script), base], capture_output=True, text=True)
+    promoter.join()
+    found = re.search(r"RESULT (.*)", done.stdout)
+    if done.returncode != 0 or not found:
+        sys.exit(f"wrk failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+    fields = {k: int(v) for k, v in (item.split("=") for item in found.group(1).split())}
+    return {**out, "requests": fields["requests"], "errors": fields["bad"] + fields["socket_errors"],
+            "seconds": fields["duration_us"] / 1e6, "p50_ms": fields["p50_us"] / 1000,
+            "p99_ms": fields["p99_us"] / 1000, "exceptions": [],
+            "versions": {int(v): int(n) for v, n in re.findall(r"VERSION (\d+) (\d+)", done.stdout)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--max-wait-ms", type=float, default=5)
+    ap.add_argument("--client", choices=("wrk", "asyncio"), default="wrk" if shutil.which("wrk") else "asyncio")
     args = ap.parse_args()
     model = HERE / "work" / "banking77-onnx-int8"
     offline = json.loads((RESULTS_DIR / "inference.json").read_text())["systems"]["domainfit onnx-int8"]
@@ -121,24 +207,31 @@ def main() -> None:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            out = asyncio.run(_load(base, "banking77", texts, args.clients, args.seconds))
+            before = _served_texts(base, "banking77")
+            if args.client == "wrk":
+                out = _wrk_load(base, "banking77", texts, args.clients, args.seconds, Path(tmp))
+            else:
+                out = asyncio.run(_load(base, "banking77", texts, args.clients, args.seconds))
+            out["texts"] = _served_texts(base, "banking77") - before
         finally:
             server.terminate()
             server.wait(30)
-    latency = sorted(out.pop("latency"))
+    latency = sorted(out.pop("latency")) if "latency" in out else None
     result = {
         "clients": args.clients, "seconds": out["seconds"], "requests": out["requests"], "errors": out["errors"],
         "requests_per_s": out["requests"] / out["seconds"], "texts_per_s": out["texts"] / out["seconds"],
-        "p50_ms": 1000 * statistics.median(latency), "p99_ms": 1000 * latency[int(0.99 * (len(latency) - 1))],
+        "p50_ms": out["p50_ms"] if latency is None else 1000 * statistics.median(latency),
+        "p99_ms": out["p99_ms"] if latency is None else 1000 * latency[int(0.99 * (len(latency) - 1))],
         "versions_seen": out["versions"], "promotion_status": out.get("promotion_status"),
         "exceptions": sorted(set(out["exceptions"])), "offline_int8_texts_per_s": offline["texts_per_s"],
-        "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms,
+        "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "client": args.client,
     }
     result["share_of_offline"] = result["texts_per_s"] / offline["texts_per_s"]
     print(json.dumps(result, indent=2))
     write_results("serve_load", {"command": COMMAND, **result, "machine": machine()})
     lines = ["## Serving under load (Banking77 int8 model, 2 CPU cores)", "",
-             f"Command: `{COMMAND}`. {args.clients} asyncio clients on the same machine for {args.seconds:g} s, "
+             f"Command: `{COMMAND}`. {args.clients} concurrent connections ({args.client}) on the same machine for "
+             f"{args.seconds:g} s, "
              "batches of 1–16 texts, a promotion to version 2 half-way through; micro-batching up to "
              f"{args.max_batch} texts or {args.max_wait_ms:g} ms.", "",
              "| requests/s | texts/s | share of offline int8 | p50 ms | p99 ms | errors | versions seen |",

@@ -46,6 +46,11 @@ def test_onnx_export_predicts_like_torch(tmp_path, tiny_model, method):
     a, b = exported.scores(TEXTS).numpy(), original.scores(TEXTS).numpy()
     assert np.abs(a - b).max() < 1e-4
     assert [p["label"] for p in exported.predict(TEXTS)] == [p["label"] for p in original.predict(TEXTS)]
+    if method == "full":  # many small batches run side by side on the cores, results in input order
+        many = [f"{t} {n}" for n in range(6) for t in TEXTS]
+        side_by_side = exported.scores(many, batch_size=2).numpy()
+        assert np.abs(side_by_side - exported.scores(many, batch_size=64).numpy()).max() < 1e-5
+        assert np.abs(side_by_side - original.scores(many).numpy()).max() < 1e-4
 
 
 @pytest.mark.parametrize("task", ["multilabel", "regression", "token-classification", "pair", "retrieval"])

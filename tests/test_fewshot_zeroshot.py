@@ -102,7 +102,7 @@ def test_zeroshot_self_training_fine_tunes_on_pseudo_labels(tmp_path, tiny_model
 def test_zeroshot_bad_combinations(tmp_path, tiny_model, intents_csv):
     with pytest.raises(ConfigError, match="--labels"):
         domainfit.train(output=str(tmp_path / "a"), model=str(tiny_model), **{"method.name": "zeroshot"})
-    with pytest.raises(ConfigError, match="classification and multilabel"):
+    with pytest.raises(ConfigError, match="classification, multilabel and retrieval"):
         domainfit.train(output=str(tmp_path / "b"), model=str(tiny_model), task="regression",
                         **{"method.name": "zeroshot", "data.labels": str(_labels_csv(tmp_path))})
     with pytest.raises(ConfigError, match="backend"):
