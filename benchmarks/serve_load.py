@@ -119,12 +119,10 @@ done = function(summary, latency, requests)
     for k, n in pairs(t:get("versions")) do vs[k] = (vs[k] or 0) + n end
   end
   local e = summary.errors
-  io.write(string.format("RESULT requests=%%d ok=%%d bad=%%d socket_errors=%%d duration_us=%%d p50_us=%%d p99_us=%%d
-",
+  io.write(string.format("RESULT requests=%%d ok=%%d bad=%%d socket_errors=%%d duration_us=%%d p50_us=%%d p99_us=%%d\n",
     summary.requests, ok_all, bad_all, e.connect + e.read + e.write + e.timeout, summary.duration,
     latency:percentile(50), latency:percentile(99)))
-  for k, n in pairs(vs) do io.write(string.format("VERSION %%s %%d
-", k, n)) end
+  for k, n in pairs(vs) do io.write(string.format("VERSION %%s %%d\n", k, n)) end
 end
 """
 

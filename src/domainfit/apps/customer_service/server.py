@@ -123,6 +123,8 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         async def chat_session(session_id: str):
             if not valid_session_id(session_id):
                 raise ApiError(422, "invalid_session", "a session id is at most 64 letters, digits, - or _")
+            if "store" not in state:
+                raise ApiError(503, "not_ready", "the assistant is still loading")
             turns = await asyncio.get_running_loop().run_in_executor(None, state["store"].history, session_id)
             if not turns:
                 raise ApiError(404, "unknown_session", "there is no session with this id")
@@ -131,6 +133,8 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         @app.get("/v1/chat/handoffs", summary="Open hand-offs to agents (admin)",
                  dependencies=[Depends(ctx.admin_auth)], tags=["chat"])
         async def chat_handoffs(status: str | None = "open", limit: int = 100):
+            if "store" not in state:
+                raise ApiError(503, "not_ready", "the assistant is still loading")
             limit = max(1, min(limit, 1000))
             rows = await asyncio.get_running_loop().run_in_executor(None, state["store"].handoffs, status, limit)
             return {"handoffs": rows}
