@@ -366,10 +366,32 @@ def test_bundle_with_out_of_scope_examples_and_evaluation(tmp_path, tiny_model):
     assert (folder / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_trains_without_a_recipe_and_answers(tmp_path, tiny_model):
+    folder = _write(tmp_path)
+    out = folder / "cli-bundle"
+    done = run_cli("app", "customer-service", "train", "--intents", str(folder / "intents.csv"), "--answers",
+                   str(folder / "answers.csv"), "--docs", str(folder / "docs"), "--model", str(tiny_model),
+                   "--set", "training.epochs=2", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["retrieval"]["passages"] == 2 and meta["recipe"]["intents"]["settings"] == {"training.epochs": 2}
+    asked = run_cli("app", "customer-service", "ask", str(out), "where is my card", "--json")
+    assert asked.returncode == 0, asked.stderr
+    result = json.loads(asked.stdout)
+    assert result["route"] in ("intent", "document", "fallback") and result["answer"] and result["turn"] == 1
+    again = run_cli("app", "customer-service", "train", "--intents", str(folder / "intents.csv"), "--answers",
+                    str(folder / "answers.csv"), "--output", str(out))
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+
+
 def test_bad_recipes_fail_before_any_training(tmp_path, tiny_model):
     folder = _write(tmp_path)
-    with pytest.raises(ConfigError, match="intents.method|unknown_key|Extra inputs"):
+    with pytest.raises(ConfigError, match="intents.metod: unknown key; the keys here are data, text_column"):
         load_recipe(intents={"data": "x.csv", "metod": "full"})
+    with pytest.raises(ConfigError, match="faqs: unknown key; the keys here are intents, answers, faq, docs"):
+        load_recipe(intents={"data": "x.csv"}, faqs="f.csv")
+    with pytest.raises(ConfigError, match="faq.questions: unknown key; the keys here are data, question_column"):
+        load_recipe(intents={"data": "x.csv"}, faq={"data": "f.csv", "questions": "q"})
     with pytest.raises(ConfigError, match="out_of_scope.method"):
         load_recipe(intents={"data": "x.csv"}, out_of_scope={"method": "magic"})
     (folder / "extra.csv").write_text("intent,answer\nunknown_intent,hi\n", encoding="utf-8")

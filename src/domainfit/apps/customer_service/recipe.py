@@ -117,9 +117,32 @@ class Recipe(_Strict):
         return r
 
 
-def _explain(exc: ValidationError, source: str) -> ConfigError:
-    lines = [f"{'.'.join(str(p) for p in e['loc']) or 'recipe'}: {e['msg']}" for e in exc.errors()[:10]]
-    return ConfigError(f"{source} is not a valid customer-service recipe:\n  " + "\n  ".join(lines))
+def _fields_at(loc: tuple) -> list[str]:
+    """The keys allowed where an unknown key was found."""
+    model: Any = Recipe
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            break
+        inner = field.annotation
+        for arg in getattr(inner, "__args__", ()):  # Optional[Faq] → Faq
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                inner = arg
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    return list(getattr(model, "model_fields", {}))
+
+
+def _explain(exc: ValidationError, header: str) -> ConfigError:
+    lines = []
+    for e in exc.errors()[:10]:
+        where = ".".join(str(p) for p in e["loc"]) or "recipe"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key; the keys here are {', '.join(_fields_at(e['loc'][:-1]))}")
+        else:
+            lines.append(f"{where}: {e['msg']}")
+    return ConfigError(header + ":\n  " + "\n  ".join(lines))
 
 
 def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
@@ -131,7 +154,7 @@ def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
         try:
             return Recipe(**given).resolved(Path.cwd())
         except ValidationError as exc:
-            raise _explain(exc, "the options") from None
+            raise _explain(exc, "The options do not make a valid customer-service recipe") from None
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe {path} does not exist.")
@@ -144,4 +167,4 @@ def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
     try:
         return Recipe(**data).resolved(path.parent.resolve())
     except ValidationError as exc:
-        raise _explain(exc, str(path)) from None
+        raise _explain(exc, f"{path} is not a valid customer-service recipe") from None
