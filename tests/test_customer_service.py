@@ -384,6 +384,38 @@ def test_cli_trains_without_a_recipe_and_answers(tmp_path, tiny_model):
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
 
 
+@pytest.mark.integration
+def test_a_killed_build_resumes_the_intent_training(tmp_path, tiny_model):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    folder = _write(tmp_path)
+    out = folder / "b"
+    args = ["app", "customer-service", "train", "--intents", str(folder / "intents.csv"), "--answers",
+            str(folder / "answers.csv"), "--model", str(tiny_model), "--output", str(out), "--set",
+            "training.epochs=6", "--set", "training.batch_size=4", "--set", "training.save_steps=5"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "domainfit.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    checkpoints = folder / ".b.partial" / "intent" / "checkpoints"
+    deadline = time.time() + 120
+    while not (checkpoints.exists() and any(checkpoints.glob("step-*"))) and proc.poll() is None \
+            and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and checkpoints.exists(), "the build finished before it could be killed"
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming" in resumed.stderr
+    assert (out / "bundle.json").is_file() and not (folder / ".b.partial").exists() and not (out / "key").exists()
+
+
 def test_bad_recipes_fail_before_any_training(tmp_path, tiny_model):
     folder = _write(tmp_path)
     with pytest.raises(ConfigError, match="intents.metod: unknown key; the keys here are data, text_column"):

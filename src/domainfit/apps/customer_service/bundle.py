@@ -12,16 +12,17 @@ Layout::
       rerank/           a copy of the pair model that reorders candidates (optional)
       report/           calibration.json, tradeoff.png (in-scope accuracy vs out-of-scope recall)
 
-The folder is written beside its destination and renamed into place at the end, so a crash
-never leaves a half-built bundle.
+The folder is built beside its destination (``.BUNDLE.partial``) and renamed into place at
+the end, so a crash never leaves a half-built bundle; running the same build again resumes
+it (the intent model's training continues where it stopped).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def _plot_tradeoff(curves: dict[str, list[dict]], path: Path, title: str) -> Non
 
 def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False) -> Path:
     """Build a bundle from a recipe (see :mod:`.recipe`) into ``output``; returns its path."""
+    from ...artifact import is_artifact
     from ...data import train_val_split
     from ...inference import load
     from ...ood import auroc, calibrate, tradeoff
@@ -167,15 +169,27 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
         raise ConfigError("the assistant has nothing to answer with: give an answers file, a FAQ or documents.")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # The bundle is built in a work folder beside it, named after it and keyed by the recipe
+    # and the data: an interrupted build run again with the same inputs resumes the intent
+    # model's training (domainfit.train resumes its own run folder) or reuses it when done.
+    staging = out.parent / f".{out.name}.partial"
+    key = hashlib.sha256((recipe.model_dump_json() + data.fingerprint).encode()).hexdigest()
+    if staging.exists() and (not (staging / "key").is_file() or (staging / "key").read_text() != key):
+        shutil.rmtree(staging)
+    staging.mkdir(exist_ok=True)
+    (staging / "key").write_text(key)
     try:
         train_ex, val_ex = train_val_split(data.examples, recipe.intents.validation_share, recipe.seed)
         rows = lambda ex: [{"text": e.text, "label": e.label} for e in ex]  # noqa: E731
-        say(f"Intent model: {len(known)} intents{' + out-of-scope examples' if oos_label in intents else ''}, "
-            f"{len(train_ex)} train / {len(val_ex)} validation texts.")
-        train(output=str(staging / "intent"), model=recipe.intents.model, train_data=rows(train_ex),
-              validation_data=rows(val_ex), **{"method.name": recipe.intents.method,
-                                               "training.seed": recipe.seed, **recipe.intents.settings})
+        if is_artifact(staging / "intent"):
+            say("Intent model: already trained by an earlier, interrupted build; reusing it.")
+        else:
+            say(f"Intent model: {len(known)} intents{' + out-of-scope examples' if oos_label in intents else ''}, "
+                f"{len(train_ex)} train / {len(val_ex)} validation texts.")
+            train(output=str(staging / "intent"), model=recipe.intents.model, train_data=rows(train_ex),
+                  validation_data=rows(val_ex), resume="auto", **{"method.name": recipe.intents.method,
+                                                                  "training.seed": recipe.seed,
+                                                                  **recipe.intents.settings})
         intent = load(staging / "intent")
         labels = intent.labels
         index = {name: i for i, name in enumerate(labels)}
@@ -189,7 +203,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
                         max_accuracy_loss=recipe.out_of_scope.max_accuracy_loss)
         detectors[chosen].save(staging / "ood")
         report = staging / "report"
-        report.mkdir()
+        report.mkdir(exist_ok=True)
         validation = {"texts": len(val_ex), "in_scope": int(in_scope.sum()),
                       "accuracy": float(correct.sum() / max(in_scope.sum(), 1)), "methods": {}}
         curves = {}
@@ -208,6 +222,8 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             _plot_tradeoff(curves, report / "tradeoff.png", "Out-of-scope trade-off (validation)")
 
         retrieval = None
+        for leftover in ("retrieval", "rerank"):  # cheap parts are rebuilt
+            shutil.rmtree(staging / leftover, ignore_errors=True)
         if corpus:
             say(f"Retrieval: indexing {len(corpus)} FAQ pairs and document passages...")
             _retrieval_model(recipe, staging / "retrieval")
@@ -239,11 +255,12 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             "seconds": round(time.perf_counter() - started, 1),
         }
         (staging / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / "key").unlink()
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except DomainfitError:
+        shutil.rmtree(staging, ignore_errors=True)  # a mistake in the inputs: nothing worth resuming
         raise
     say(f"[green]Saved[/] {escape(str(out))}: {chosen} out-of-scope threshold {cal.threshold:.4g} "
         f"({cal.rule}; validation: answered {cal.answered_share:.1%}, precision {cal.answered_precision:.3f}).")
