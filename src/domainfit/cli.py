@@ -21,7 +21,7 @@ from .ui import console, say
 app = typer.Typer(
     name="domainfit",
     help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict, search, "
-    "export and serve.\n\n"
+    "export and serve it, and build apps on it (app customer-service).\n\n"
     "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
     no_args_is_help=True,
     add_completion=False,
@@ -325,8 +325,8 @@ cs_app = typer.Typer(help="Intelligent customer service: intents, FAQ/document a
 apps_app.add_typer(cs_app, name="customer-service")
 
 
-@cs_app.command("train", epilog="Examples:\n\n  domainfit app customer-service train recipes/customer_service_banking.yaml "
-                "--output cs-bundle\n\n  domainfit app customer-service train --intents history.csv --answers "
+@cs_app.command("train", epilog="Example: domainfit app customer-service train recipes/customer_service_banking.yaml "
+                "--output cs-bundle\n\nExample: domainfit app customer-service train --intents history.csv --answers "
                 "answers.csv --faq faq.csv --docs help/ --output cs-bundle")
 def cs_train(
     recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (see docs/customer-service.md)."),
