@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -105,3 +106,34 @@ def run_cached(specs: list[dict], key, results_file: Path, script: str, summary,
         results_file.parent.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=2, default=float) + "\n", encoding="utf-8")
     return results
+
+
+@contextlib.contextmanager
+def cli_server(args: list[str], env: dict | None = None, ready_seconds: float = 180):
+    """Run ``domainfit ARGS --port P`` on a free loopback port; yield its base URL once
+    ``/readyz`` answers 200; stop it afterwards."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "domainfit.cli", *args, "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + ready_seconds
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)

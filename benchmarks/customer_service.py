@@ -29,9 +29,7 @@ import csv
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from _common import HERE, RESULTS_DIR, SHARED_DATA, machine, peak_rss_mb, read_csv, replace_section, write_results  # noqa: E402,E501
+from _common import (HERE, RESULTS_DIR, SHARED_DATA, cli_server, machine, peak_rss_mb, read_csv, replace_section,  # noqa: E402
+                     write_results)
 
 WORK = HERE / "work"
 RECIPE = HERE.parent / "recipes" / "customer_service_banking.yaml"
@@ -209,30 +208,11 @@ async def _chat_load(base: str, texts: list[str], clients: int, seconds: float) 
 
 
 def _chat_part(bundle: Path, clients: int, seconds: float) -> dict:
-    import httpx
-
     texts, _ = read_csv(SHARED_DATA / "banking77" / "test.csv")
     with tempfile.TemporaryDirectory() as tmp:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "domainfit.cli", "app", "customer-service", "serve",
-                                   str(bundle), "--port", str(port), "--db", f"sqlite:///{Path(tmp) / 'c.db'}"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 180
-            while time.time() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        with cli_server(["app", "customer-service", "serve", str(bundle), "--db",
+                         f"sqlite:///{Path(tmp) / 'c.db'}"]) as base:
             out = asyncio.run(_chat_load(base, texts, clients, seconds))
-        finally:
-            server.terminate()
-            server.wait(30)
     latency = sorted(out.pop("latency"))
     return {"clients": clients, "seconds": out["seconds"], "requests": out["requests"], "errors": out["errors"],
             "messages_per_s": out["requests"] / out["seconds"], "p50_ms": 1000 * statistics.median(latency),

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import HERE, RESULTS_DIR, SHARED_DATA, machine, read_csv, replace_section, write_results  # noqa: E402
+from _common import HERE, RESULTS_DIR, SHARED_DATA, cli_server, machine, read_csv, replace_section, write_results  # noqa: E402
 
 COMMAND = "python benchmarks/serve_load.py"
 KEY = "load-test-key"
@@ -184,36 +183,16 @@ def main() -> None:
         registry = Registry(Path(tmp) / "registry")
         registry.add("banking77", model, stage="production")
         registry.add("banking77", model)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
         env = dict(os.environ, DOMAINFIT_API_KEY=KEY)
-        server = subprocess.Popen([sys.executable, "-m", "domainfit.cli", "serve", str(Path(tmp) / "registry"),
-                                   "--port", str(port), "--max-batch", str(args.max_batch), "--max-wait-ms",
-                                   str(args.max_wait_ms), "--max-texts", "64", "--db",
-                                   f"sqlite:///{Path(tmp) / 'fb.db'}"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            import httpx
-
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
+        with cli_server(["serve", str(Path(tmp) / "registry"), "--max-batch", str(args.max_batch), "--max-wait-ms",
+                         str(args.max_wait_ms), "--max-texts", "64", "--db", f"sqlite:///{Path(tmp) / 'fb.db'}"],
+                        env=env, ready_seconds=120) as base:
             before = _served_texts(base, "banking77")
             if args.client == "wrk":
                 out = _wrk_load(base, "banking77", texts, args.clients, args.seconds, Path(tmp))
             else:
                 out = asyncio.run(_load(base, "banking77", texts, args.clients, args.seconds))
             out["texts"] = _served_texts(base, "banking77") - before
-        finally:
-            server.terminate()
-            server.wait(30)
     latency = sorted(out.pop("latency")) if "latency" in out else None
     result = {
         "clients": args.clients, "seconds": out["seconds"], "requests": out["requests"], "errors": out["errors"],
