@@ -85,3 +85,20 @@ def test_micro_batches_respect_the_token_budget():
     batches = list(_inference_batches(order, lengths, batch_size=6, max_tokens=300))
     assert [i for b in batches for i in b] == order
     assert all(len(b) <= 6 and len(b) * max(lengths[i] for i in b) <= 300 for b in batches)
+
+
+def test_inference_batches_bound_the_padding():
+    import random
+
+    from domainfit.training.loop import _inference_batches
+
+    rng = random.Random(0)
+    lengths = sorted(rng.randint(5, 80) for _ in range(256))
+    order = list(range(256))
+    batches = list(_inference_batches(order, lengths, batch_size=64, max_tokens=10**6))
+    assert [i for b in batches for i in b] == order
+    for b in batches:
+        padded, real = len(b) * max(lengths[i] for i in b), sum(lengths[i] for i in b)
+        assert padded <= 1.1 * real, (padded, real)
+    # equal lengths never pad: only the row limit cuts them
+    assert [len(b) for b in _inference_batches(list(range(130)), [12] * 130, 64, 10**6)] == [64, 64, 2]

@@ -223,7 +223,7 @@ def serve(
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Key for admin endpoints (or DOMAINFIT_API_KEY)."),
     require_key: bool = typer.Option(False, "--require-key", help="Require the key for predictions too."),
     db: str = typer.Option("sqlite:///feedback.db", "--db", help="Feedback store: a SQLAlchemy URL."),
-    max_batch: int = typer.Option(64, "--max-batch", help="Micro-batching: items per model call."),
+    max_batch: int = typer.Option(256, "--max-batch", help="Micro-batching: items per model call."),
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Micro-batching: longest wait for a batch to fill."),
     max_texts: int = typer.Option(256, "--max-texts", help="Texts per request."),
     max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per text."),

@@ -56,7 +56,7 @@ class ServeSettings:
     max_body_bytes: int = 1 << 20
     max_texts: int = 256
     max_chars: int = 10_000
-    max_batch: int = 64
+    max_batch: int = 256
     max_wait_ms: float = 5.0
     db_url: str = "sqlite:///feedback.db"
     poll_seconds: float = 1.0
