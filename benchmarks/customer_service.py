@@ -78,11 +78,11 @@ def _intents_part() -> dict:
     return {"bundle": str(bundle), **metrics}
 
 
-def _oos_part(held_out: int, seed: int) -> dict:
+def held_out_bundle(held_out: int, seed: int) -> dict:
+    """The bundle trained without ``held_out`` Banking77 intents (seeded), built once and
+    cached: ``bundle`` path, ``train_csv``, the ``unseen`` intents, and the split settings
+    (``validation_share``, ``seed``) that reproduce the bundle's own validation split."""
     from domainfit.apps.customer_service import load_recipe
-    from domainfit.data import ColumnSpec, load_dataset, train_val_split
-    from domainfit.inference import load
-    from domainfit.ood import METHODS, OutOfScopeDetector, auroc, calibrate, tradeoff
 
     texts, labels = read_csv(SHARED_DATA / "banking77" / "train.csv")
     intents = sorted(set(labels))
@@ -97,12 +97,22 @@ def _oos_part(held_out: int, seed: int) -> dict:
     answers_csv = _write_csv(tmp / "answers.csv", answers, ["intent", "answer", "slots"])
     recipe = load_recipe(intents={**base.intents.model_dump(), "data": str(train_csv)}, answers=str(answers_csv),
                          out_of_scope=base.out_of_scope.model_dump(), seed=base.seed)
-    bundle = _bundle(f"cs-banking-oos-{held_out}-{seed}", recipe)
+    return {"bundle": _bundle(f"cs-banking-oos-{held_out}-{seed}", recipe), "train_csv": train_csv,
+            "unseen": unseen, "validation_share": recipe.intents.validation_share, "seed": recipe.seed}
+
+
+def _oos_part(held_out: int, seed: int) -> dict:
+    from domainfit.data import ColumnSpec, load_dataset, train_val_split
+    from domainfit.inference import load
+    from domainfit.ood import METHODS, OutOfScopeDetector, auroc, calibrate, tradeoff
+
+    held = held_out_bundle(held_out, seed)
+    bundle, train_csv, unseen = held["bundle"], held["train_csv"], held["unseen"]
     model = load(bundle / "intent")
     index = {n: i for i, n in enumerate(model.labels)}
     # The bundle's own split, reproduced: thresholds are chosen on validation, never on test.
     ds = load_dataset(train_csv, task="classification", columns=ColumnSpec("text", "label"))
-    train_ex, val_ex = train_val_split(ds.examples, recipe.intents.validation_share, recipe.seed)
+    train_ex, val_ex = train_val_split(ds.examples, held["validation_share"], held["seed"])
     f_train, _ = model.features([e.text for e in train_ex])
     f_val, l_val = model.features([e.text for e in val_ex])
     val_correct = l_val.argmax(1) == np.array([index[e.label] for e in val_ex])

@@ -262,7 +262,7 @@ def test_bundle_layout_and_calibration_report(bundle):
     assert {p.name for p in bundle.iterdir()} >= {"bundle.json", "answers.json", "intent", "ood", "retrieval",
                                                   "report"}
     assert meta["intent"]["intents"] == sorted(INTENT_PHRASES) and meta["retrieval"]["faq"] == 3
-    assert meta["retrieval"]["passages"] == 2 and meta["out_of_scope"]["method"] == "mahalanobis"
+    assert meta["retrieval"]["passages"] == 2 and meta["out_of_scope"]["method"] == "max-softmax"
     report = json.loads((bundle / "report" / "calibration.json").read_text())
     assert set(report["validation"]["methods"]) == {"max-softmax", "energy", "mahalanobis", "knn"}
     assert (bundle / "retrieval" / "index" / "index.json").is_file()

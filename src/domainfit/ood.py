@@ -51,7 +51,7 @@ class OutOfScopeDetector:
     with :meth:`save` (safetensors + JSON, no pickle) and :meth:`load`.
     """
 
-    method: str = "mahalanobis"
+    method: str = "max-softmax"
     k: int = 10
     means: np.ndarray | None = None       # (classes, hidden)
     whitening: np.ndarray | None = None   # (hidden, hidden): precision = W Wᵀ

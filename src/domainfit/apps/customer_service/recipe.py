@@ -14,7 +14,7 @@ A YAML file (paths are relative to it) or the same given on the command line::
     faq: {data: faq.csv, question_column: question, answer_column: answer}   # optional
     docs: help-centre/             # Markdown/text documents (optional)
     retrieval: {model: default, min_score: 0.5, rerank: null, candidates: 10}
-    out_of_scope: {method: mahalanobis, target_precision: 0.95, max_accuracy_loss: null}
+    out_of_scope: {method: max-softmax, target_precision: 0.95, max_accuracy_loss: null}
     generation: {enabled: false, model: smollm2, max_new_tokens: 96}
     fallback: "I'm not sure — connecting you to an agent."
     seed: 42
@@ -66,7 +66,7 @@ class Retrieval(_Strict):
 
 
 class OutOfScope(_Strict):
-    method: str = "mahalanobis"
+    method: str = "max-softmax"
     target_precision: float = Field(0.95, gt=0, le=1)
     max_accuracy_loss: Optional[float] = Field(None, ge=0, lt=1)
 
