@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/serve_load.py
 	$(BIN)/python benchmarks/customer_service.py
+	$(BIN)/python benchmarks/oos_study.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache
