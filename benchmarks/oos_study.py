@@ -66,7 +66,7 @@ def main() -> None:
     from domainfit.data import ColumnSpec, load_dataset, train_val_split
     from domainfit.inference import load
     from domainfit.models import resolve_model
-    from domainfit.ood import OutOfScopeDetector, auroc, tradeoff
+    from domainfit.ood import METHODS, OutOfScopeDetector, auroc, tradeoff
 
     held = customer_service.held_out_bundle(args.held_out, args.seed)
     model = load(held["bundle"] / "intent")
@@ -117,17 +117,15 @@ def main() -> None:
     for other in (f"fine-tuned knn, layer {last}", f"fine-tuned mahalanobis, layer {last}", f"base knn, layer {last}"):
         record(f"rank fusion: max-softmax + {other}", rank(scores["max-softmax (fine-tuned)"]) + rank(scores[other]))
 
-    from domainfit.ood import METHODS
-
-    far = {}
+    far: dict[str, dict[str, float]] = {}
     f_train_ft, _ = model.features(train_texts)
+    detectors = {m: OutOfScopeDetector.fit(m, f_train_ft, y_train, len(model.labels)) for m in METHODS}
     f_in, l_in = model.features([t for t, keep in zip(texts, in_scope) if keep])
     for dataset in ("financial_phrasebank", "symptom2disease"):
         other, _ = read_csv(SHARED_DATA / dataset / "test.csv")
         f_out, l_out = model.features(other)
         truth = np.r_[np.ones(len(f_in), bool), np.zeros(len(f_out), bool)]
-        for method in METHODS:
-            det = OutOfScopeDetector.fit(method, f_train_ft, y_train, len(model.labels))
+        for method, det in detectors.items():
             s = np.r_[det.score(f_in, l_in), det.score(f_out, l_out)]
             far.setdefault(method, {})[dataset] = auroc(s, truth)
         print(dataset, {m: round(far[m][dataset], 4) for m in METHODS}, flush=True)
@@ -135,8 +133,7 @@ def main() -> None:
     best = max(rows, key=lambda k: rows[k]["oracle_recall_at_1pt"])
     write_results("oos_study", {"command": COMMAND, "held_out_intents": held["unseen"],
                                 "no_fallback_in_scope_accuracy": no_fallback, "rows": rows, "best": best,
-                                "far_from_domain_auroc": far,
-                                "machine": machine()})
+                                "far_from_domain_auroc": far, "machine": machine()})
     lines = ["## Out-of-scope study: which vectors separate unseen intents", "",
              f"Command: `{COMMAND}`. The held-out bundle of the customer-service benchmark ({args.held_out} "
              f"Banking77 intents unseen, seed {args.seed}); AUROC on the test set and the *oracle* out-of-scope "
