@@ -102,7 +102,8 @@ def _inference_batches(order: list[int], lengths: list[int], batch_size: int, ma
         end, tokens = start + 1, lengths[order[start]]
         while end < len(order) and end - start < batch_size:
             nxt = lengths[order[end]]
-            if (end - start + 1) * nxt > max_tokens or (end - start + 1) * nxt > (tokens + nxt) * (1 + max_padding):
+            padded = (end - start + 1) * nxt  # sorted: the newcomer is the longest
+            if padded > max_tokens or padded > (tokens + nxt) * (1 + max_padding):
                 break
             tokens += nxt
             end += 1
@@ -121,16 +122,16 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     model.eval()
     lengths = [len(x) for x in encoded.input_ids]
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    chunks = []
     groups = list(_inference_batches(order, lengths, batch_size, max_tokens))
     if hasattr(model, "run_many"):  # an ONNX graph runs its batches side by side (see OnnxModel)
         batches = [{k: v for k, v in collate(encoded, idx, pad_id).items() if k != "targets"} for idx in groups]
         chunks = [c.float() for c in model.run_many(batches, embeddings)]
-        groups = []
-    for idx in groups:
-        batch = {k: v.to(device) for k, v in collate(encoded, idx, pad_id).items() if k != "targets"}
-        with autocast(bf16, device):
-            chunks.append((model.embed(**batch) if embeddings else model(**batch)).float().cpu())
+    else:
+        chunks = []
+        for idx in groups:
+            batch = {k: v.to(device) for k, v in collate(encoded, idx, pad_id).items() if k != "targets"}
+            with autocast(bf16, device):
+                chunks.append((model.embed(**batch) if embeddings else model(**batch)).float().cpu())
     model.train(was_training)
     if not chunks:
         return torch.empty(0)

@@ -79,11 +79,16 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         ctx.on_stop.append(stop)
         ctx.ready_checks.append(lambda: "assistant" in state)
 
+        def loaded(part: str):
+            """``state[part]`` once start() has run; a 503 before."""
+            if part not in state:
+                raise ApiError(503, "not_ready", "the assistant is still loading")
+            return state[part]
+
         @app.post("/v1/chat", summary="Answer a customer message", dependencies=[Depends(ctx.predict_auth)],
                   tags=["chat"])
         async def chat(body: ChatRequest, request: Request):
-            if "assistant" not in state:
-                raise ApiError(503, "not_ready", "the assistant is still loading")
+            assistant = loaded("assistant")
             message = body.message
             if not message.strip():
                 raise ApiError(422, "empty_message", "the message is empty")
@@ -94,7 +99,7 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
                 if len(key) > 64 or len(value) > 200:
                     raise ApiError(422, "invalid_context", "context keys are at most 64 and values at most 200 "
                                    "characters")
-            assistant, store = state["assistant"], state["store"]
+            store = state["store"]
             loop = asyncio.get_running_loop()
             session = await loop.run_in_executor(None, store.session, body.session_id)
             if body.context:
@@ -109,11 +114,10 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         @app.post("/v1/chat/feedback", summary="Was this answer helpful?", dependencies=[Depends(ctx.predict_auth)],
                   tags=["chat"])
         async def chat_feedback(body: ChatFeedback, request: Request):
-            if "store" not in state:
-                raise ApiError(503, "not_ready", "the assistant is still loading")
+            store = loaded("store")
             try:
                 row = await asyncio.get_running_loop().run_in_executor(
-                    None, state["store"].add_feedback, body.session_id, body.turn, body.helpful, body.comment)
+                    None, store.add_feedback, body.session_id, body.turn, body.helpful, body.comment)
             except DomainfitError as exc:
                 raise ApiError(404, "unknown_turn", str(exc)) from None
             return {"id": row, "request_id": ctx.request_id(request)}
@@ -123,9 +127,8 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         async def chat_session(session_id: str):
             if not valid_session_id(session_id):
                 raise ApiError(422, "invalid_session", "a session id is at most 64 letters, digits, - or _")
-            if "store" not in state:
-                raise ApiError(503, "not_ready", "the assistant is still loading")
-            turns = await asyncio.get_running_loop().run_in_executor(None, state["store"].history, session_id)
+            store = loaded("store")
+            turns = await asyncio.get_running_loop().run_in_executor(None, store.history, session_id)
             if not turns:
                 raise ApiError(404, "unknown_session", "there is no session with this id")
             return {"session_id": session_id, "turns": turns}
@@ -133,10 +136,9 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         @app.get("/v1/chat/handoffs", summary="Open hand-offs to agents (admin)",
                  dependencies=[Depends(ctx.admin_auth)], tags=["chat"])
         async def chat_handoffs(status: str | None = "open", limit: int = 100):
-            if "store" not in state:
-                raise ApiError(503, "not_ready", "the assistant is still loading")
+            store = loaded("store")
             limit = max(1, min(limit, 1000))
-            rows = await asyncio.get_running_loop().run_in_executor(None, state["store"].handoffs, status, limit)
+            rows = await asyncio.get_running_loop().run_in_executor(None, store.handoffs, status, limit)
             return {"handoffs": rows}
 
         @app.get("/chat", summary="Web chat page", response_class=HTMLResponse, tags=["chat"])
