@@ -20,9 +20,9 @@ so the systems take turns: each of ``--rounds`` rounds cuts the test set into
 consecutive slices of ``--slice`` texts (file order, as a whole-set run would see them), and
 every system runs every slice, in a fresh random order per slice. A system's throughput in
 a round is the round's texts over its summed time; the figure is the median over rounds,
-and the speed-up the median of each round's ratio to the pipeline. A slow spell then hits all systems alike, where whole-set turns (the first
-version of this benchmark) let one system's 3-second run land in a slow spell and another's
-in a fast one.
+and the speed-up the median of each round's ratio to the pipeline. A slow spell then hits
+all systems alike, where whole-set turns (the first version of this benchmark) let one
+system's 3-second run land in a slow spell and another's in a fast one.
 """
 
 from __future__ import annotations
