@@ -183,7 +183,8 @@ def main() -> None:
              f"systems take turns on slices of {args.slice} texts, in a random order per slice, so that the "
              "shared machine's slow spells hit all of them (× pipeline: the median of the per-round ratios). "
              f"Single-text latency over {latency_texts:,} test texts sent one at a time. The peer is fine-tuned "
-             "by HF Trainer (lr 2e-4, 5 epochs); domainfit's models come from one `domainfit train` and its exports.", "",
+             "by HF Trainer (lr 2e-4, 5 epochs); domainfit's models come from one `domainfit train` and its "
+             "exports.", "",
              "| system | texts/s | × pipeline | p50 ms | p99 ms | accuracy | Δ vs domainfit torch |",
              "|---|---|---|---|---|---|---|"]
     for name, r in systems.items():
