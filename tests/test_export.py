@@ -37,6 +37,7 @@ def test_onnx_export_predicts_like_torch(tmp_path, tiny_model, method):
     assert (source / PARITY_SAMPLE).is_file()  # training stored held-out texts for the check
     out = tmp_path / "onnx"
     section = export_model(source, out)
+    assert section["fused"]["Attention"] == 2  # one fused attention per layer of the tiny BERT
     assert section["parity"]["agreement"] == 1.0 and section["parity"]["max_abs_difference"] < 1e-4
     manifest = json.loads((out / "domainfit.json").read_text())
     assert manifest["backend"] == "onnx" and manifest["weights"] == "model.onnx" and manifest["export"] == section
@@ -58,6 +59,7 @@ def test_onnx_export_of_every_task(tmp_path, tiny_model, task):
     source = _train(tmp_path, tiny_model, task=task)
     out = tmp_path / "onnx"
     section = export_model(source, out)
+    assert section["fused"]["Attention"] == 2
     assert section["parity"]["agreement"] == 1.0
     exported, original = domainfit.load(out), domainfit.load(source)
     if task == "token-classification":
@@ -86,6 +88,19 @@ def test_int8_export_and_the_parity_gate(tmp_path, tiny_model):
             export_model(source, tmp_path / "strict", quantize="int8", min_agreement=1.0)
         assert not (tmp_path / "strict").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_unfused_export_keeps_standard_onnx_ops(tmp_path, tiny_model):
+    import onnx
+
+    source = _train(tmp_path, tiny_model)
+    plain, fused = tmp_path / "plain", tmp_path / "fused"
+    assert export_model(source, plain, fuse=False)["fused"] == {}
+    assert export_model(source, fused)["fused"]["Attention"] == 2
+    domains = {p.name: {n.domain for n in onnx.load(str(p / "model.onnx")).graph.node} for p in (plain, fused)}
+    assert domains["plain"] <= {"", "ai.onnx"} and "com.microsoft" in domains["fused"]
+    a, b = domainfit.load(plain).scores(TEXTS).numpy(), domainfit.load(fused).scores(TEXTS).numpy()
+    assert np.abs(a - b).max() < 1e-5
 
 
 def test_export_with_held_out_data_and_cli(tmp_path, tiny_model):

@@ -203,11 +203,14 @@ def export(
     data: Optional[str] = typer.Option(None, "--data", help="Held-out texts for the parity check (default: the "
                                        "validation sample stored in the model)."),
     min_agreement: float = typer.Option(0.99, "--min-agreement", help="Fail when fewer predictions agree."),
+    fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Fuse each layer's attention into onnxruntime's "
+                              "Attention op (faster; --no-fuse keeps standard ONNX ops for other runtimes)."),
 ) -> None:
     """Export a model to ONNX (PEFT adapters merged), checking that it predicts like the original."""
     from .export import export_model
 
-    section = export_model(model_dir, output, fmt=fmt, quantize=quantize, data=data, min_agreement=min_agreement)
+    section = export_model(model_dir, output, fmt=fmt, quantize=quantize, data=data, min_agreement=min_agreement,
+                           fuse=fuse)
     parity = section["parity"]
     say(f"[green]Exported[/] {escape(str(output))} ({section['quantize']}, {section['bytes'] / 1e6:.1f} MB): "
         f"agreement {parity['agreement']:.2%} on {parity['texts']} texts, largest difference "

@@ -10,9 +10,11 @@ the manifest).
   through peft's ``merge_and_unload``; adapters and BitFit are plain modules and biases);
   prompt tuning is traced with its virtual tokens. Prefix tuning passes its prefixes as
   attention caches, which the ONNX tracer cannot follow: it is refused with that reason.
-* The graph is traced with ``torch.onnx.export(dynamo=False)`` (dynamic batch and length);
-  int8 uses ``onnxruntime.quantization.quantize_dynamic`` (weights int8 per channel,
-  activations quantised on the fly).
+* The graph is traced with ``torch.onnx.export(dynamo=False)`` (dynamic batch and length),
+  then each layer's attention is fused into onnxruntime's ``Attention`` op (see ``_fuse``;
+  ``--no-fuse`` keeps standard ONNX ops); int8 uses
+  ``onnxruntime.quantization.quantize_dynamic`` (weights int8 per channel, activations
+  quantised on the fly).
 * Parity: the exported graph and the torch model score the same held-out texts (``--data``,
   else the sample of validation texts stored in the artifact at training time); the
   largest probability difference and the share of identical top predictions are written
@@ -128,9 +130,10 @@ def _agreement(task, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx", quantize: str | None = None,
-                 data: Any = None, min_agreement: float = 0.99, opset: int = 17) -> dict:
+                 data: Any = None, min_agreement: float = 0.99, opset: int = 17, fuse: bool = True) -> dict:
     """Export an artifact to ONNX (fp32 or int8) and check parity; returns the ``export``
-    section written into the new manifest.
+    section written into the new manifest. ``fuse=False`` keeps the traced graph in standard
+    ONNX ops (for other runtimes) instead of onnxruntime's fused attention (see :func:`_fuse`).
 
     Raises:
         DomainfitError: unsupported model, output folder in use, or parity below ``min_agreement``.
@@ -164,11 +167,15 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
     try:
         fp32 = staging / "model.onnx"
         _trace(model, source.tokenizer, fp32, embedding=source.task.name == "retrieval", opset=opset)
+        fused = _fuse(fp32, getattr(getattr(model, "encoder", None), "config", None)) if fuse else {}
         if quantize == "int8":
+            from onnx import TensorProto
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             int8 = staging / "model.int8.onnx"
-            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+            # The fused ops (com.microsoft domain) have no ONNX shape inference; their outputs are float.
+            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
             os.replace(int8, fp32)
         source.tokenizer.save_pretrained(str(staging))
         for name in ("config.json", PARITY_SAMPLE):
@@ -182,6 +189,7 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
         difference = float(np.max(np.abs(produced - reference))) if reference.size else 0.0
         agreement = _agreement(source.task, reference, produced)
         section = {"format": "onnx", "quantize": quantize or "fp32", "opset": opset, "source": str(model_path),
+                   "fused": fused,
                    "parity": {"texts": len(examples), "max_abs_difference": difference, "agreement": agreement,
                               "min_agreement": min_agreement,
                               "from": "--data" if data is not None else PARITY_SAMPLE},
@@ -222,6 +230,57 @@ def _trace(model, tokenizer, path: Path, embedding: bool, opset: int) -> None:
     finally:
         if config is not None:
             config._attn_implementation = previous
+
+
+def _fuse(path: Path, config) -> dict[str, int]:
+    """Rewrite a BERT-style encoder's graph with onnxruntime's fused attention, in place.
+
+    Each layer's attention (the Q, K and V products, head reshapes, masked softmax and
+    context) becomes one ``Attention`` op with a single packed QKV product, and the mask
+    and shape arithmetic around it goes away: all-MiniLM-L6-v2's int8 graph runs 84 nodes
+    instead of 243. Measured on Banking77 (2 cores, interleaved runs), a single text takes
+    ~19% less time (int8 p50 2.3 against 2.8 ms; fp32 4.3 against 4.8 ms); batch throughput
+    (481 against 480 texts/s on one core) and int8 accuracy (0.9302) are unchanged.
+
+    Left out: SkipLayerNormalization (slow on CPU, see ``OnnxModel._session``), BiasGelu
+    (its kernel took 14.5% of an int8 run against 8.2% for Gelu) and EmbedLayerNormalization
+    (its int8 form also quantises the LayerNorm's weights, and agreement with fp32 on the
+    parity sample fell from 99.6% to 98.8%, for no measured speed). The mask stays a raw 0/1
+    matrix (not turned into sequence lengths), so the graph takes the same inputs as before.
+
+    Returns the fused ops and their counts, or ``{}`` when no attention matched (not a
+    BERT-style encoder): the graph is then left as traced. The parity check judges the
+    result either way.
+    """
+    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
+    if not heads or not hidden:
+        return {}
+    import logging
+
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = False
+    options.enable_bias_skip_layer_norm = False
+    options.enable_bias_gelu = False
+    options.enable_embed_layer_norm = False
+    options.use_raw_attention_mask(True)
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it logs every fusion attempt
+    try:
+        fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden,
+                                         optimization_options=options, opt_level=0)
+    except Exception:  # an architecture the fusion patterns do not know: keep the traced graph
+        return {}
+    finally:
+        quiet.setLevel(level)
+    counts = {op: n for op, n in fused.get_fused_operator_statistics().items() if n}
+    if not counts.get("Attention"):
+        return {}
+    fused.save_model_to_file(str(path))
+    return counts
 
 
 def _export(wrapper, example, types, path: Path, axes: dict, opset: int) -> None:
