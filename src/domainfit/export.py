@@ -353,12 +353,11 @@ class OnnxModel:
         return self
 
     def _run(self, input_ids, attention_mask, token_type_ids=None, session=None, **_):
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy(),
-                 "token_type_ids": token_type_ids.numpy()}
-        run = (session or self.session).run
-        return torch.from_numpy(run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0])
+        """One batch: torch tensors or int64 numpy arrays in, a torch tensor out."""
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": np.zeros_like(input_ids) if token_type_ids is None else token_type_ids}
+        feeds = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in feeds.items() if k in self.inputs}
+        return torch.from_numpy((session or self.session).run(None, feeds)[0])
 
     def __call__(self, input_ids, attention_mask, **extra):
         return self._run(input_ids, attention_mask, **extra)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
-__all__ = ["Encoded", "encode_texts", "batch_order", "collate"]
+__all__ = ["Encoded", "encode_texts", "batch_order", "collate", "collate_numpy"]
 
 
 @dataclass
@@ -44,9 +45,38 @@ def encode_texts(tokenizer, texts: list[str], pairs: list[str] | None = None, ma
     """Tokenize without padding (padding happens per batch, to the batch's longest text)."""
     if not texts:
         return Encoded(input_ids=[])
+    backend = _backend(tokenizer, max_length)
+    if backend is not None:
+        encodings = backend.encode_batch(list(zip(texts, pairs)) if pairs is not None else list(texts),
+                                         add_special_tokens=True)
+        return Encoded(input_ids=[e.ids for e in encodings],
+                       token_type_ids=[e.type_ids for e in encodings] if pairs is not None else None)
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)
     types = enc.get("token_type_ids") if pairs is not None else None
     return Encoded(input_ids=list(enc["input_ids"]), token_type_ids=types)
+
+
+def _backend(tokenizer, max_length: int):
+    """The Rust tokenizer behind a standard fast tokenizer, set up exactly as the tokenizer's
+    own call would set it (truncation to ``max_length``, longest first; no padding), or None.
+
+    Calling it directly returns the same ids without the per-call bookkeeping of
+    ``tokenizer(...)``, which took ~0.15 ms of a ~3 ms single-text ONNX prediction. Only for
+    tokenizers that encode through the base class (a subclass with its own encoding keeps
+    the regular call)."""
+    try:
+        from transformers import TokenizersBackend
+        from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
+    except ImportError:
+        return None
+    if not isinstance(tokenizer, TokenizersBackend) or type(tokenizer)._encode_plus is not TokenizersBackend._encode_plus:
+        return None
+    tokenizer.set_truncation_and_padding(PaddingStrategy.DO_NOT_PAD, TruncationStrategy.LONGEST_FIRST, max_length,
+                                         stride=0, pad_to_multiple_of=None, padding_side=None)
+    backend = tokenizer.backend_tokenizer
+    if backend.encode_special_tokens != bool(tokenizer.split_special_tokens):
+        backend.encode_special_tokens = bool(tokenizer.split_special_tokens)
+    return backend
 
 
 def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool = True,
@@ -80,6 +110,24 @@ def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]
         ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[n, : len(row)] = 1
     return ids, mask
+
+
+def collate_numpy(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, np.ndarray]:
+    """``input_ids``, ``attention_mask`` and ``token_type_ids`` of the chosen examples, padded
+    to their longest, as int64 numpy arrays: what an onnxruntime session takes (no targets
+    or extra texts; those are for training)."""
+    rows = [encoded.input_ids[i] for i in indices]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    types = np.zeros((len(rows), width), dtype=np.int64)
+    for n, row in enumerate(rows):
+        ids[n, : len(row)] = row
+        mask[n, : len(row)] = 1
+    if encoded.token_type_ids is not None:
+        for n, i in enumerate(indices):
+            types[n, : len(encoded.token_type_ids[i])] = encoded.token_type_ids[i]
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 def collate(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:

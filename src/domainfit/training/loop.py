@@ -22,7 +22,7 @@ import torch
 from accelerate import Accelerator
 
 from ..config import TrainingConfig
-from ..data.batching import Encoded, batch_order, collate
+from ..data.batching import Encoded, batch_order, collate, collate_numpy
 from ..methods.registry import trainable_state
 from ..tasks.base import Task
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -124,8 +124,8 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     groups = list(_inference_batches(order, lengths, batch_size, max_tokens))
     if hasattr(model, "run_many"):  # an ONNX graph runs its batches side by side (see OnnxModel)
-        batches = [{k: v for k, v in collate(encoded, idx, pad_id).items() if k != "targets"} for idx in groups]
-        chunks = [c.float() for c in model.run_many(batches, embeddings)]
+        chunks = [c.float() for c in model.run_many([collate_numpy(encoded, idx, pad_id) for idx in groups],
+                                                    embeddings)]
     else:
         chunks = []
         for idx in groups:
@@ -138,7 +138,9 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     if chunks[0].ndim == 3:  # per-token logits: pad every batch to the longest sequence
         width = max(c.shape[1] for c in chunks)
         chunks = [torch.nn.functional.pad(c, (0, 0, 0, width - c.shape[1])) for c in chunks]
-    out = torch.cat(chunks)
+    out = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
+    if len(order) == 1:
+        return out
     result = torch.empty_like(out)
     result[torch.tensor(order)] = out
     return result
