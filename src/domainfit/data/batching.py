@@ -69,7 +69,9 @@ def _backend(tokenizer, max_length: int):
         from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
     except ImportError:
         return None
-    if not isinstance(tokenizer, TokenizersBackend) or type(tokenizer)._encode_plus is not TokenizersBackend._encode_plus:
+    if not isinstance(tokenizer, TokenizersBackend):
+        return None
+    if type(tokenizer)._encode_plus is not TokenizersBackend._encode_plus:
         return None
     tokenizer.set_truncation_and_padding(PaddingStrategy.DO_NOT_PAD, TruncationStrategy.LONGEST_FIRST, max_length,
                                          stride=0, pad_to_multiple_of=None, padding_side=None)
