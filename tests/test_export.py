@@ -103,6 +103,30 @@ def test_unfused_export_keeps_standard_onnx_ops(tmp_path, tiny_model):
     assert np.abs(a - b).max() < 1e-5
 
 
+@pytest.mark.parametrize("arch", ["distilbert", "mpnet"])
+def test_other_encoders_fuse_or_stay_as_traced(tmp_path, tiny_model, arch):
+    """DistilBERT's attention is fused; MPNet's (relative position bias) matches no fusion
+    pattern and its graph is left as traced. Both predict like torch."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model))
+    sizes = {"distilbert": {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64},
+             "mpnet": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}}
+    config = AutoConfig.for_model(arch, vocab_size=len(tok), max_position_embeddings=70, pad_token_id=0, **sizes[arch])
+    folder = tmp_path / arch
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    source = _train(tmp_path, folder)
+    section = export_model(source, tmp_path / "onnx")
+    assert section["fused"] == ({"Attention": 2, "Gelu": 2, "LayerNormalization": 5} if arch == "distilbert" else {})
+    assert section["parity"]["agreement"] == 1.0 and section["parity"]["max_abs_difference"] < 1e-5
+    many = [f"{t} {t}" * (n % 3 + 1) for n, t in enumerate(TEXTS * 3)]  # mixed lengths: padded batches
+    exported, original = domainfit.load(tmp_path / "onnx"), domainfit.load(source)
+    assert np.abs(exported.scores(many, batch_size=4).numpy() - original.scores(many).numpy()).max() < 1e-5
+
+
 def test_export_with_held_out_data_and_cli(tmp_path, tiny_model):
     source = _train(tmp_path, tiny_model)
     (source / PARITY_SAMPLE).unlink()
