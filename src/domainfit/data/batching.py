@@ -104,31 +104,31 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, grou
     return batches
 
 
-def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad_numpy(rows: list[list[int]], value: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows padded with ``value`` to the longest, and their 0/1 mask: int64 ``(n, width)``."""
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    ids = np.full((len(rows), width), value, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
     for n, row in enumerate(rows):
-        ids[n, : len(row)] = torch.tensor(row, dtype=torch.long)
+        ids[n, : len(row)] = row
         mask[n, : len(row)] = 1
     return ids, mask
+
+
+def _pad(rows: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, mask = _pad_numpy(rows, value)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def collate_numpy(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, np.ndarray]:
     """``input_ids``, ``attention_mask`` and ``token_type_ids`` of the chosen examples, padded
     to their longest, as int64 numpy arrays: what an onnxruntime session takes (no targets
     or extra texts; those are for training)."""
-    rows = [encoded.input_ids[i] for i in indices]
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    types = np.zeros((len(rows), width), dtype=np.int64)
-    for n, row in enumerate(rows):
-        ids[n, : len(row)] = row
-        mask[n, : len(row)] = 1
-    if encoded.token_type_ids is not None:
-        for n, i in enumerate(indices):
-            types[n, : len(encoded.token_type_ids[i])] = encoded.token_type_ids[i]
+    ids, mask = _pad_numpy([encoded.input_ids[i] for i in indices], pad_id)
+    if encoded.token_type_ids is None:
+        types = np.zeros_like(ids)
+    else:
+        types = _pad_numpy([encoded.token_type_ids[i] for i in indices], 0)[0]
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
@@ -141,11 +141,7 @@ def collate(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, torc
     for name, extra_rows in encoded.extra.items():
         batch[f"{name}_input_ids"], batch[f"{name}_attention_mask"] = _pad([extra_rows[i] for i in indices], pad_id)
     if encoded.token_type_ids is not None:
-        types = torch.zeros((len(rows), width), dtype=torch.long)
-        for n, i in enumerate(indices):
-            row = encoded.token_type_ids[i]
-            types[n, : len(row)] = torch.tensor(row, dtype=torch.long)
-        batch["token_type_ids"] = types
+        batch["token_type_ids"] = _pad([encoded.token_type_ids[i] for i in indices], 0)[0]
     if isinstance(encoded.targets, list):
         batch["targets"] = _pad([encoded.targets[i] for i in indices], -100)[0][:, :width]
     elif encoded.targets is not None:
