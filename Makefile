@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser demo test test-fast layers bench clean
 
 install: $(STAMP)
 
@@ -36,9 +36,19 @@ browser:
 	  echo "note: could not install chromium; the web chat test will be skipped"; \
 	else echo "note: install chromium and chromium-driver to run the web chat test"; fi
 
-# Unit tests plus the bounded set of end-to-end tests (resume after SIGKILL, DDP, CLI, web chat).
-test: install browser
-	$(BIN)/python -m pytest -q
+# The import layers of DESIGN.md (contracts in pyproject.toml; lazy imports count).
+layers: install
+	$(BIN)/lint-imports --no-cache
+
+# After the layer check, the unit tier (one worker per core) and the bounded set of end-to-end
+# tests (resume after SIGKILL, DDP, the CLI, real servers, web chat), which run one at a time.
+test: install browser layers
+	$(BIN)/python -m pytest -q -n 2 -m "not integration"
+	$(BIN)/python -m pytest -q -m integration
+
+# The unit tier only (tiny models built in the test, in-process): a few minutes.
+test-fast: install layers
+	$(BIN)/python -m pytest -q -n 2 -m "not integration"
 
 # Benchmark peers (setfit) and the zeroshot LM backend's model come in as the bench extra;
 # serve_load drives its load with Debian's wrk when installed (apt-get install wrk).

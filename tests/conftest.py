@@ -14,6 +14,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test-fast` runs one worker per core: the tiny models gain nothing from a second
+    # thread, and two workers with two threads each would only take turns on the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WORDS = """card arrive arrived arrival lost stolen where is my the a i want to cancel order refund money back
 password reset forgot login account balance how much transfer failed send payment delivery package when will
@@ -93,3 +97,13 @@ def tiny_lm(tmp_path_factory, tiny_model):
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(str(folder))
     return folder
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test is in exactly one tier: ``integration`` where it says so (subprocesses,
+    DDP, SIGKILL, a real server or browser), ``unit`` otherwise (`make test-fast` runs those)."""
+    for item in items:
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+        elif item.get_closest_marker("unit") is not None:
+            raise pytest.UsageError(f"{item.nodeid} is marked both unit and integration")

@@ -135,3 +135,30 @@ def running_app(app):
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+# Per method: options small enough for the tiny BERT that also reach the less common code paths
+# (projection, text initialisation, Houlsby placement).
+METHOD_OPTIONS = {
+    "full": {},
+    "lora": {"r": 4},
+    "adalora": {"init_r": 4, "target_r": 2},
+    "adapter": {"placement": "houlsby"},
+    "bitfit": {},
+    "ia3": {},
+    "prefix": {"num_virtual_tokens": 4, "prefix_projection": True, "encoder_hidden_size": 16},
+    "prompt": {"num_virtual_tokens": 4, "init": "text", "init_text": "where is my card"},
+    "fewshot": {},
+    "zeroshot": {},
+}
+# What a method that stores only what it trained may store besides the head and the buffers.
+STORED = {
+    "lora": lambda k: ".lora_A." in k or ".lora_B." in k,
+    "adalora": lambda k: any(f".{x}." in k for x in ("lora_A", "lora_B", "lora_E")),
+    "adapter": lambda k: ".adapters." in k or ".LayerNorm." in k,
+    "bitfit": lambda k: k.endswith(".bias"),
+    "ia3": lambda k: ".ia3_l." in k,
+    "prefix": lambda k: k.startswith("encoder.prompt_encoder."),
+    "prompt": lambda k: k.startswith("encoder.prompt_encoder."),
+    "zeroshot": lambda k: False,
+}

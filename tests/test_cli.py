@@ -339,3 +339,15 @@ def test_other_tasks_train_and_evaluate(task, tiny_model, tmp_path):
     metrics = _strict_json(proc.stdout)
     for key, (low, high) in TASK_METRICS[task].items():
         assert isinstance(metrics[key], float) and low <= metrics[key] <= high, (key, metrics[key])
+
+
+def test_importing_the_command_line_loads_no_model_library():
+    """`domainfit --help` must answer fast: a bare import of the command line loads typer and
+    rich, not torch or transformers (benchmarks/cli_startup.py measures the time)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, domainfit.cli; print(sorted(m for m in ('torch', 'transformers', 'fastapi') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

@@ -16,7 +16,7 @@ from domainfit.apps.customer_service import Assistant, ConversationStore, evalua
 from domainfit.apps.customer_service.answers import Answer, check_template, read_answers, render
 from domainfit.apps.customer_service.knowledge import read_documents, read_faq
 from domainfit.apps.customer_service.server import create_chat_app
-from domainfit.errors import ConfigError, DataError, DomainfitError
+from domainfit.core.errors import ConfigError, DataError, DomainfitError
 from domainfit.ood import OutOfScopeDetector, auroc, calibrate, tradeoff
 from domainfit.serving import ServeSettings
 from helpers import fast_settings, run_cli, running_app
@@ -343,6 +343,7 @@ def _session_after(message):
     return Session("s", 1, "card_arrival", message)
 
 
+@pytest.mark.integration
 def test_bundle_with_out_of_scope_examples_and_evaluation(tmp_path, tiny_model):
     folder = _write(tmp_path, oos_rows=True)
     recipe = load_recipe(intents={"data": str(folder / "intents.csv"), "model": str(tiny_model),
@@ -366,6 +367,7 @@ def test_bundle_with_out_of_scope_examples_and_evaluation(tmp_path, tiny_model):
     assert (folder / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.integration
 def test_cli_trains_without_a_recipe_and_answers(tmp_path, tiny_model):
     folder = _write(tmp_path)
     out = folder / "cli-bundle"
@@ -416,6 +418,7 @@ def test_a_killed_build_resumes_the_intent_training(tmp_path, tiny_model):
     assert (out / "bundle.json").is_file() and not (folder / ".b.partial").exists() and not (out / "key").exists()
 
 
+@pytest.mark.integration
 def test_bad_recipes_fail_before_any_training(tmp_path, tiny_model):
     folder = _write(tmp_path)
     with pytest.raises(ConfigError, match="intents.metod: unknown key; the keys here are data, text_column"):
@@ -445,6 +448,7 @@ def test_bad_recipes_fail_before_any_training(tmp_path, tiny_model):
 
 # ------------------------------------------------------------------------------- chat API
 
+@pytest.mark.integration
 def test_chat_api_sessions_feedback_handoffs_and_bad_messages(bundle, tmp_path):
     app = create_chat_app(bundle, ServeSettings(api_key=KEY, max_chars=10_000),
                           db_url=f"sqlite:///{tmp_path / 'conv.db'}")
@@ -493,6 +497,7 @@ def test_chat_api_sessions_feedback_handoffs_and_bad_messages(bundle, tmp_path):
         assert 'domainfit_predicted_items_total{model="chat"}' in httpx.get(f"{url}/metrics").text
 
 
+@pytest.mark.integration
 def test_chat_requires_the_key_when_told(bundle, tmp_path):
     app = create_chat_app(bundle, ServeSettings(api_key=KEY, require_key=True),
                           db_url=f"sqlite:///{tmp_path / 'conv.db'}")
@@ -502,6 +507,7 @@ def test_chat_requires_the_key_when_told(bundle, tmp_path):
         assert r.status_code == 200
 
 
+@pytest.mark.integration
 def test_web_chat_page_in_headless_chromium(bundle, tmp_path):
     """Types a message into /chat in a real browser and waits for the assistant's answer."""
     webdriver = pytest.importorskip("selenium.webdriver")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from domainfit.data import ColumnSpec, SkippedRow, load_dataset, read_rows, write_skipped
-from domainfit.errors import ConfigError, DataError, DomainfitError
+from domainfit.core.errors import ConfigError, DataError, DomainfitError
 
 
 def write(path, text: str):

@@ -10,7 +10,7 @@ import pytest
 from domainfit.data import (
     Example, check_eval_labels, load_dataset, sample_data_path, sample_few_shot, train_val_split,
 )
-from domainfit.errors import ConfigError
+from domainfit.core.errors import ConfigError
 
 
 def make(counts: dict[str, int]) -> list[Example]:

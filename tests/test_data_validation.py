@@ -8,7 +8,7 @@ from domainfit.data import (
     ColumnSpec, Dataset, Example, check_eval_labels, check_split_possible, load_dataset,
     validate_examples,
 )
-from domainfit.errors import DataError
+from domainfit.core.errors import DataError
 
 
 def write(path, text: str):

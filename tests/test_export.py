@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import domainfit
-from domainfit.errors import DomainfitError
-from domainfit.export import PARITY_SAMPLE, export_model
+from domainfit.core.errors import DomainfitError
+from domainfit.artifact import PARITY_SAMPLE
+from domainfit.export import export_model
 from helpers import TOPICS, fast_settings, run_cli, write_ner_data, write_pair_data, write_retrieval_data, write_task_data
 
 TEXTS = ["where is my card", "refund my order please", "forgot my password", "我的卡丢了"]
@@ -127,6 +128,7 @@ def test_other_encoders_fuse_or_stay_as_traced(tmp_path, tiny_model, arch):
     assert np.abs(exported.scores(many, batch_size=4).numpy() - original.scores(many).numpy()).max() < 1e-5
 
 
+@pytest.mark.integration
 def test_export_with_held_out_data_and_cli(tmp_path, tiny_model):
     source = _train(tmp_path, tiny_model)
     (source / PARITY_SAMPLE).unlink()

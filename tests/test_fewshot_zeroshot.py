@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 
 import domainfit
 from domainfit.data.batching import encode_texts
-from domainfit.errors import ConfigError, DataError
-from domainfit.labels import humanize, read_label_file
-from domainfit.training.loop import predict_logits
+from domainfit.core.errors import ConfigError, DataError
+from domainfit.data.labels import humanize, read_label_file
+from domainfit.modeling import predict_logits
 from conftest import write_intents_csv
 from helpers import fast_settings, run_cli
 
@@ -121,7 +121,7 @@ def test_fewshot_prototype_head_is_the_class_means(tiny_model, intents_csv):
     model = DomainModel(build_encoder(str(tiny_model)), 3, normalize=True).eval()
     examples = load_dataset(intents_csv).examples
     labels = ["card_arrival", "password", "refund"]
-    init_prototype_head(model, tok, examples, labels, "classification", 20.0, 64)
+    init_prototype_head(model, tok, examples, labels, False, 20.0, 64)
     enc = encode_texts(tok, [e.text for e in examples], None, 64)
     vectors = F.normalize(predict_logits(model, enc, tok.pad_token_id, embeddings=True), dim=-1)
     for c, name in enumerate(labels):
@@ -167,10 +167,10 @@ def test_auto_picks_by_data_and_budget(tmp_path, tiny_model):
         "data.train": str(few), "method.name": "auto", "training.epochs": 1}))
     assert r.manifest["method"]["name"] == "fewshot" and "median 6 per class" in r.manifest["method"]["auto"]["reason"]
 
-    from domainfit.auto import choose_method
-    from domainfit.config import load_config
+    from domainfit.run.auto import choose_method
+    from domainfit.core.config import load_config
     from domainfit.data import load_dataset
-    from domainfit.models import resolve_model
+    from domainfit.modeling import resolve_model
     from domainfit.tasks import get_task
 
     many = load_dataset(write_intents_csv(tmp_path / "many.csv", per_class=40)).examples
@@ -182,6 +182,7 @@ def test_auto_picks_by_data_and_budget(tmp_path, tiny_model):
     assert "budget" in tight.reason
 
 
+@pytest.mark.integration
 def test_cli_zeroshot_and_method_errors(tmp_path, tiny_model):
     labels = _labels_csv(tmp_path)
     done = run_cli("train", "--method", "zeroshot", "--labels", str(labels), "--model", str(tiny_model),

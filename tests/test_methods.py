@@ -1,48 +1,28 @@
-"""The parameter-efficient methods: what trains, what is saved, and that loading predicts the same.
+"""The parameter-efficient methods: what trains and what is saved.
 
-Every method × task goes apply → train → save → load → the same logits; per method, the
-trainable weights are checked by name and by count on the tiny BERT (2 layers, hidden 32,
-intermediate 64, 3 outputs), where the counts can be worked out by hand.
+Per method, the trainable weights are checked by name and by count on the tiny BERT (2
+layers, hidden 32, intermediate 64, 3 outputs), where the counts can be worked out by hand.
+That every method × task loads to the same predictions is test_conformance's.
 """
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import domainfit
-from domainfit.data.batching import encode_texts
-from domainfit.errors import ConfigError
-from domainfit.methods import METHODS, get_method
+from domainfit.core.errors import ConfigError
+from domainfit.methods import get_method
 from domainfit.methods.registry import MethodContext, trainable_state
 from domainfit.modeling import DomainModel, build_encoder
-from domainfit.training.loop import predict_logits
-from helpers import fast_settings, write_task_data
+from helpers import METHOD_OPTIONS, STORED, fast_settings, write_task_data
 
 TEXTS = ["where is my card", "refund my order please", "forgot my password", "我的卡丢了"]
 HEAD = 32 * 3 + 3
 
-# Small options that also reach the less common code paths (projection, text init, Houlsby).
-OPTIONS = {
-    "adalora": {"init_r": 4, "target_r": 2},
-    "adapter": {"placement": "houlsby"},
-    "bitfit": {},
-    "ia3": {},
-    "prefix": {"num_virtual_tokens": 4, "prefix_projection": True, "encoder_hidden_size": 16},
-    "prompt": {"num_virtual_tokens": 4, "init": "text", "init_text": "where is my card"},
-}
-# What each method may store besides the head and the regression buffers.
-STORED = {
-    "adalora": lambda k: any(f".{x}." in k for x in ("lora_A", "lora_B", "lora_E")),
-    "adapter": lambda k: ".adapters." in k or ".LayerNorm." in k,
-    "bitfit": lambda k: k.endswith(".bias"),
-    "ia3": lambda k: ".ia3_l." in k,
-    "prefix": lambda k: k.startswith("encoder.prompt_encoder."),
-    "prompt": lambda k: k.startswith("encoder.prompt_encoder."),
-}
+OPTIONS = METHOD_OPTIONS
 
 
 def _model(path, method, options, total_steps=10, num_outputs=3, pooling="mean"):
@@ -60,37 +40,19 @@ def _trainable(model):
     return {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_every_method_is_registered():
-    assert set(OPTIONS) | {"full", "lora"} <= set(METHODS)
-
-
-@pytest.mark.parametrize("method", sorted(OPTIONS))
-@pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
-def test_train_save_load_same_predictions(tmp_path, tiny_model, method, task):
+def test_adalora_rank_pattern_survives_the_round_trip(tmp_path, tiny_model):
+    """AdaLoRA prunes ranks by zeroing entries of lora_E during training; a loaded model must
+    keep exactly those zeros (the round trip of every method is in test_conformance)."""
     out = tmp_path / "model"
-    settings = fast_settings(**{"data.train": str(write_task_data(tmp_path, task)), "method.name": method,
-                                "training.epochs": 2})
-    result = domainfit.train(output=str(out), model=str(tiny_model), task=task, **settings,
-                             **{f"method.options.{k}": v for k, v in OPTIONS[method].items()})
-    manifest = json.loads((out / "domainfit.json").read_text())
-    assert manifest["weights"] == "adapter.safetensors" and manifest["method"]["options"] == OPTIONS[method]
+    settings = fast_settings(**{"data.train": str(write_task_data(tmp_path, "classification")),
+                                "method.name": "adalora", "training.epochs": 2})
+    domainfit.train(output=str(out), model=str(tiny_model), **settings,
+                    **{f"method.options.{k}": v for k, v in OPTIONS["adalora"].items()})
     state = load_file(str(out / "adapter.safetensors"))
-    learned = {k: v for k, v in state.items() if not k.startswith(("head.", "output_"))}
-    assert learned and all(STORED[method](k) for k in learned), sorted(learned)[:5]
-    assert {"head.weight", "head.bias", "output_scale", "output_shift"} <= set(state)
-    assert manifest["method"]["trainable_parameters"] == sum(
-        v.numel() for k, v in state.items() if not k.startswith("output_"))
-
-    loaded = domainfit.load(out)
-    enc = encode_texts(loaded.tokenizer, TEXTS, None, 64)
-    expected = predict_logits(result.model.eval(), enc, loaded.tokenizer.pad_token_id)
-    actual = predict_logits(loaded.model, enc, loaded.tokenizer.pad_token_id)
-    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6)
-    if method == "adalora":  # the rank pattern (zeros of lora_E) survives the round trip
-        e = {k: v for k, v in loaded.model.state_dict().items() if ".lora_E." in k}
-        assert sum(int((v == 0).sum()) for v in e.values()) > 0
-        for k, v in e.items():
-            torch.testing.assert_close(v, state[k], rtol=0, atol=0)
+    e = {k: v for k, v in domainfit.load(out).model.state_dict().items() if ".lora_E." in k}
+    assert sum(int((v == 0).sum()) for v in e.values()) > 0
+    for k, v in e.items():
+        torch.testing.assert_close(v, state[k], rtol=0, atol=0)
 
 
 # Counts on the tiny BERT, worked out by hand (per layer unless said otherwise).
@@ -270,6 +232,7 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.integration  # three whole training runs per method: the resume family (with test_resume's SIGKILL)
 @pytest.mark.parametrize("method", ["fewshot", "adapter", "bitfit", "ia3", "prefix", "prompt", "lora", "adalora"])
 def test_interrupted_run_resumes_to_the_same_model(tmp_path, tiny_model, method):
     """A run that dies after a checkpoint and is started again ends with the same weights as

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from domainfit.errors import ModelNotFoundError
-from domainfit.models import DEFAULT_MODEL_NAME, resolve_model, weights_sha256
-from domainfit.pipeline import resolve_precision
+from domainfit.core.errors import ModelNotFoundError
+from domainfit.modeling import DEFAULT_MODEL_NAME, resolve_model, weights_sha256
+from domainfit.training import resolve_precision
 
 
 def test_local_folder_and_sha256(tiny_model):

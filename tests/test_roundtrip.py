@@ -1,4 +1,5 @@
-"""Every method × task: apply → train → save → load → the same predictions."""
+"""Full fine-tuning end to end: the artifact's files, its report, and predictions in the
+user's terms after loading (every method × task round trip: test_conformance)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ from safetensors.torch import load_file
 
 import domainfit
 from domainfit.data.batching import encode_texts
-from domainfit.training.loop import predict_logits
+from domainfit.modeling import predict_logits
 from helpers import fast_settings, write_task_data
 
 TEXTS = ["where is my card", "refund my order please", "forgot my password", "我的卡丢了"]
 
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
 @pytest.mark.parametrize("task", ["classification", "multilabel", "regression"])
-def test_train_save_load_same_predictions(tmp_path, tiny_model, method, task):
+def test_train_save_load_same_predictions(tmp_path, tiny_model, task):
+    method = "full"
     data = write_task_data(tmp_path, task)
     out = tmp_path / "model"
     result = domainfit.train(output=str(out), model=str(tiny_model), task=task,

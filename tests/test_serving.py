@@ -16,12 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import domainfit
-from domainfit.errors import DomainfitError
-from domainfit.serving import FeedbackStore, Registry, ServeSettings, create_app
+from domainfit.core.errors import DomainfitError
+from domainfit.serving import ServeSettings, create_app
+from domainfit.stores import FeedbackStore, Registry
 from helpers import fast_settings, run_cli, running_app, write_task_data
 
 KEY = "s3cret-key-for-tests"
 
+
+pytestmark = pytest.mark.integration  # every test here runs a real server
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_model):

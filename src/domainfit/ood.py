@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DomainfitError
+from .core.errors import DomainfitError
+from .core.io import staged_folder
 
 __all__ = ["METHODS", "OutOfScopeDetector", "Calibration", "calibrate", "tradeoff", "auroc"]
 
@@ -113,14 +114,13 @@ class OutOfScopeDetector:
     def save(self, folder: str | Path) -> None:
         from safetensors.numpy import save_file
 
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in ("means", "whitening", "bank")
                   if getattr(self, name) is not None}
-        if arrays:
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(folder / "ood.safetensors"))
-        (folder / "ood.json").write_text(json.dumps({"method": self.method, "k": self.k, "info": self.info},
-                                                    indent=2) + "\n", encoding="utf-8")
+        with staged_folder(folder) as staging:
+            if arrays:
+                save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(staging / "ood.safetensors"))
+            (staging / "ood.json").write_text(json.dumps({"method": self.method, "k": self.k, "info": self.info},
+                                                         indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, folder: str | Path) -> OutOfScopeDetector:

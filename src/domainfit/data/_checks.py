@@ -9,7 +9,7 @@ from typing import Any
 from domainfit.data._labels import is_missing, to_text
 from domainfit.data._readers import BadRecord
 from domainfit.data.types import ColumnSpec, Example, SkippedRow
-from domainfit.errors import DataError, Problem
+from domainfit.core.errors import DataError, Problem
 
 _FLAGS = {"text": "--text-column", "label": "--label-column", "text_pair": "--text-pair-column"}
 

@@ -7,12 +7,14 @@ user's terms.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 import math
 from collections.abc import Callable
 from typing import Any
 
-from domainfit.errors import ConfigError
+from domainfit.core.errors import ConfigError
 
 
 def is_missing(value: Any) -> bool:
@@ -94,26 +96,48 @@ def parse_regression(value: Any) -> float:
     return number
 
 
-LABEL_PARSERS: dict[str, Callable[[Any], Any]] = {
-    "classification": parse_classification,
-    "multilabel": parse_multilabel,
-    "regression": parse_regression,
-    "pair": parse_classification,  # class names or numbers; the pair task tells which (tasks/pair.py)
-    "retrieval": parse_classification,  # retrieval rows need no label
+@dataclass(frozen=True)
+class LabelFormat:
+    """How a task's labels are written in a data file (the one place the data layer knows it).
+
+    Attributes:
+        parse: the label parser, or None when rows are words and BIO tags (read by
+            :mod:`domainfit.data.tokens`).
+        needs_labels: False when rows need no label (retrieval: the pair column is the target).
+        classes: labels are classes of one text, so a file with a single class cannot train.
+    """
+
+    parse: Callable[[Any], Any] | None
+    needs_labels: bool = True
+    classes: bool = False
+
+
+LABEL_FORMATS: dict[str, LabelFormat] = {
+    "classification": LabelFormat(parse_classification, classes=True),
+    "multilabel": LabelFormat(parse_multilabel, classes=True),
+    "regression": LabelFormat(parse_regression),
+    "pair": LabelFormat(parse_classification),  # class names or numbers; the pair task tells which (tasks/pair.py)
+    "retrieval": LabelFormat(parse_classification, needs_labels=False),
+    "token-classification": LabelFormat(None),
 }
 
 
-def label_parser(task: str) -> Callable[[Any], Any]:
-    """Return the label parser for ``task``.
+def label_format(task: str) -> LabelFormat:
+    """How ``task``'s labels are written.
 
     Raises:
         ConfigError: for a task this data loader does not know.
     """
     try:
-        return LABEL_PARSERS[task]
+        return LABEL_FORMATS[task]
     except KeyError:
-        known = ", ".join(LABEL_PARSERS)
+        known = ", ".join(LABEL_FORMATS)
         raise ConfigError(f"unknown task '{task}' for loading labelled data; use one of: {known}") from None
+
+
+def label_parser(task: str) -> Callable[[Any], Any] | None:
+    """The label parser of ``task`` (see :func:`label_format`)."""
+    return label_format(task).parse
 
 
 def class_key(label: Any) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domainfit.errors import DataError, Problem
+from domainfit.core.errors import DataError, Problem
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "conll")
 _EXTENSIONS = {

@@ -21,13 +21,14 @@ from typing import Any
 
 from domainfit.data import _readers
 from domainfit.data._checks import check_columns, parse_row, skipped_rows
-from domainfit.data._labels import label_parser
-from domainfit.data.tokens import TOKEN_TASK, parse_token_row
+from domainfit.data._labels import label_format
+from domainfit.data.tokens import parse_token_row
 from domainfit.data.types import ColumnSpec, Dataset, Example, SkippedRow
 from domainfit.data.validation import (
-    CLASS_TASKS, format_lines, row_problems, single_class_problems, validate_examples,
+    format_lines, row_problems, single_class_problems, validate_examples,
 )
-from domainfit.errors import ConfigError, DataError, Problem
+from domainfit.core.errors import ConfigError, DataError, Problem
+from domainfit.core.io import atomic_file
 
 __all__ = ["read_rows", "load_dataset", "write_skipped", "SKIPPED_FILENAME", "BAD_ROWS_HINT"]
 
@@ -170,11 +171,11 @@ def load_dataset(
     """
     if on_bad_rows not in _POLICIES:
         raise ConfigError(f"on_bad_rows must be one of {', '.join(_POLICIES)}, not '{on_bad_rows}'")
-    if task == TOKEN_TASK:
+    how = label_format(task)
+    if how.parse is None:
         return _load_tokens(_open(source, fmt), columns, on_bad_rows)
-    parse_label = label_parser(task)
-    if task == "retrieval":
-        require_labels = False
+    parse_label = how.parse
+    require_labels = require_labels and how.needs_labels
     opened = _open(source, fmt)
     rows, in_memory_hash = _collect(opened)
     check_columns(rows, opened.name, columns, require_labels)
@@ -185,7 +186,7 @@ def load_dataset(
     problems += found
     problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
     kept, skipped = _apply_policy(examples, problems, rows, opened.name, on_bad_rows)
-    if skipped and task in CLASS_TASKS:
+    if skipped and how.classes:
         left = single_class_problems(kept, opened.name, columns.label)
         if left:
             raise DataError(left, hint="Only one label is left once the rows with problems are left out.")
@@ -306,7 +307,7 @@ def write_skipped(skipped: Sequence[SkippedRow], path: str | os.PathLike) -> Pat
             names.setdefault(key, f"original_{key}" if key in fixed else key)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as f:
+    with atomic_file(out) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(fixed + list(names.values()))
         for row in skipped:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domainfit.errors import ConfigError
+from domainfit.core.errors import ConfigError
 
 __all__ = ["sample_data_path", "SAMPLE_FILES"]
 

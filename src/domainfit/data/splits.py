@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from domainfit.data._labels import class_key
 from domainfit.data.types import Example
-from domainfit.errors import ConfigError
+from domainfit.core.errors import ConfigError
 
 __all__ = ["train_val_split", "sample_few_shot"]
 

@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from domainfit.data.types import ColumnSpec, Example
-from domainfit.errors import Problem
+from domainfit.core.errors import Problem
 
 __all__ = ["split_words", "check_bio", "repair_bio", "entities_from_tags", "parse_token_row", "word_split_mode",
-           "TOKEN_TASK", "join_tokens"]
+           "join_tokens"]
 
-TOKEN_TASK = "token-classification"
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 # A CJK character alone; a run of other word characters; any other visible character alone.
 _WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]", re.UNICODE)

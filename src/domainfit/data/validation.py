@@ -14,16 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domainfit.data._labels import class_key
+from domainfit.data._labels import class_key, label_format
 from domainfit.data.types import ColumnSpec, Dataset, Example
-from domainfit.errors import Problem
+from domainfit.core.errors import Problem
 
 __all__ = [
     "validate_examples", "row_problems", "check_split_possible", "check_eval_labels",
     "UnseenLabel", "format_lines",
 ]
 
-CLASS_TASKS = ("classification", "multilabel")
 # Tokenize in batches so a large file never holds all token ids at once.
 _TOKENIZE_BATCH = 512
 
@@ -118,7 +117,7 @@ def validate_examples(
     conflicts, conflicting = _conflicting_duplicates(clean, file, columns.label)
     problems.extend(conflicts)
     kept = [e for e in clean if id(e) not in conflicting]
-    if task in CLASS_TASKS:
+    if label_format(task).classes:
         problems.extend(single_class_problems(examples, file, columns.label))
     warnings = _truncation_warnings(kept, file, tokenizer, max_length)
     problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))

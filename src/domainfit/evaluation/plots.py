@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import write_atomic
+from ..core.io import atomic_file
 
 __all__ = ["plot_confusion_matrix", "plot_confused_pairs", "plot_reliability", "plot_residuals"]
 
@@ -182,7 +182,8 @@ def _figure(width: float, height: float):
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 

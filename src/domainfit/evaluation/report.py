@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import to_jsonable, write_json_atomic, write_text_atomic
+from ..core.io import atomic_write_json, atomic_write_text, to_jsonable
 from .analysis import most_confident_mistakes, top_confused_pairs
 from .calibration import expected_calibration_error, reliability_bins
 from .metrics import lower_is_better
@@ -93,10 +93,10 @@ def write_report(
     body, plots = _SECTIONS[task](out_dir, metrics, texts, y_true, y_pred, probs, labels)
     for name in set(_PLOT_FILES) - set(plots):
         (out_dir / name).unlink(missing_ok=True)
-    write_json_atomic(out_dir / "metrics.json", metrics)
+    atomic_write_json(out_dir / "metrics.json", metrics, strict=True)
     head = [f"# {title}", "", f"Task: **{task}** · {n} examples", ""]
     report = out_dir / "report.md"
-    write_text_atomic(report, "\n".join(head + _headline(metrics) + body) + "\n")
+    atomic_write_text(report, "\n".join(head + _headline(metrics) + body) + "\n")
     return report
 
 

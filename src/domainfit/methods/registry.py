@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = ["Method", "MethodContext", "FitContext", "METHODS", "register_method", "get_method", "trainable_state",
            "wrap_with_peft"]

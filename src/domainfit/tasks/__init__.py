@@ -5,7 +5,7 @@ A closed, small set of modules registered in a plain dict.
 
 from __future__ import annotations
 
-from .base import Task
+from .base import RequestLimits, Scored, Task
 from .classification import ClassificationTask
 from .multilabel import MultiLabelTask
 from .pair import PAIR_VARIANTS, PairClassificationTask, pair_variant
@@ -25,7 +25,7 @@ TASKS: dict[str, Task] = {
 
 def get_task(name: str, variant: str | None = None) -> Task:
     """Return the task registered as ``name`` (for ``pair``, in its ``variant``)."""
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     if name == "pair" and variant is not None:
         return PAIR_VARIANTS[variant]
@@ -35,5 +35,5 @@ def get_task(name: str, variant: str | None = None) -> Task:
         raise ConfigError(f"Unknown task {name!r}; choose one of: {', '.join(TASKS)}.") from None
 
 
-__all__ = ["TASKS", "Task", "get_task", "pair_variant", "ClassificationTask", "MultiLabelTask", "RegressionTask",
+__all__ = ["TASKS", "Task", "Scored", "RequestLimits", "get_task", "pair_variant", "ClassificationTask", "MultiLabelTask", "RegressionTask",
            "TokenClassificationTask", "RetrievalTask"]

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import DataError, Problem
 from .base import Task
 
 
@@ -14,9 +15,16 @@ class ClassificationTask(Task):
     name = "classification"
     primary_metric = "accuracy"
     stratify = True
+    text_classes = True
+    metrics_read_probabilities = True
 
     def label_list(self, targets: list[Any]) -> list[str]:
         return sorted({str(t) for t in targets})
+
+    def check_label_set(self, labels, source, column):
+        if len(labels) < 2:
+            reason = "the training data has only one class after the split; at least 2 are needed"
+            raise DataError([Problem(source, None, column, reason)])
 
     def num_outputs(self, labels: list[str]) -> int:
         return len(labels)
@@ -49,3 +57,7 @@ class ClassificationTask(Task):
 
         y_pred = [p["label"] for p in predictions]
         return classification_metrics([str(t) for t in targets], y_pred, scores, labels)
+
+    def report_data(self, examples, scored, labels):
+        return self.report_fields(examples, [e.label for e in examples], [p["label"] for p in scored.predictions],
+                                  probs=scored.scores.numpy(), labels=labels)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.errors import DataError, Problem
 from .base import Task
 
 THRESHOLD = 0.5
@@ -15,9 +17,17 @@ THRESHOLD = 0.5
 class MultiLabelTask(Task):
     name = "multilabel"
     primary_metric = "micro_f1"
+    text_classes = True
+    multi_label = True
+    metrics_read_probabilities = True
 
     def label_list(self, targets: list[Any]) -> list[str]:
         return sorted({str(t) for ts in targets for t in ts})
+
+    def check_label_set(self, labels, source, column):
+        if len(labels) < 2:
+            reason = "the training data has only one class after the split; at least 2 are needed"
+            raise DataError([Problem(source, None, column, reason)])
 
     def num_outputs(self, labels: list[str]) -> int:
         return len(labels)
@@ -61,3 +71,11 @@ class MultiLabelTask(Task):
         from ..evaluation import multilabel_metrics
 
         return multilabel_metrics([list(t) for t in targets], [p["labels"] for p in predictions], labels)
+
+    def report_data(self, examples, scored, labels):
+        return self.report_fields(examples, [e.label for e in examples], [p["labels"] for p in scored.predictions],
+                                  labels=labels)
+
+    def agreement(self, reference, produced):
+        """Share of texts whose thresholded label sets are identical."""
+        return float(np.mean(np.all((reference >= THRESHOLD) == (produced >= THRESHOLD), axis=1)))

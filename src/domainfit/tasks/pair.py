@@ -72,11 +72,30 @@ def _spearman(pred: torch.Tensor, targets: torch.Tensor) -> float:
     return float((a * b).sum() / denominator)
 
 
+def _relevance(self, scores, labels):
+    """One relevance score per pair: the probability of the positive class for a pair
+    classifier (see :func:`positive_label_index`), else the predicted score."""
+    if scores.ndim == 2:
+        scores = scores[:, positive_label_index(labels)]
+    return scores.tolist()
+
+
+def _for_targets(self, targets):
+    """The flavour the training labels ask for (see :func:`pair_variant`)."""
+    return PAIR_VARIANTS[pair_variant(targets)]
+
+
 class PairClassificationTask(ClassificationTask):
     name = "pair"
     variant = "classification"
     report_as = "classification"
     needs_pair = True
+    text_classes = False  # classes of a pair, not of one text
+    relevance = _relevance
+    for_targets = _for_targets
+
+    def check_label_set(self, labels, source, column):
+        """A pair classifier is not refused for its label count."""
 
 
 class PairScoreTask(RegressionTask):
@@ -88,6 +107,8 @@ class PairScoreTask(RegressionTask):
     primary_metric = "spearman"
     affine_output = True
     needs_pair = True
+    relevance = _relevance
+    for_targets = _for_targets
 
     def quick_score(self, logits, targets):
         return _spearman(logits.float().squeeze(-1), targets)
@@ -106,6 +127,8 @@ class PairProbabilityTask(Task):
     report_as = "regression"
     primary_metric = "spearman"
     needs_pair = True
+    relevance = _relevance
+    for_targets = _for_targets
 
     def num_outputs(self, labels):
         return 1

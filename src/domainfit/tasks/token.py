@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.tokens import entities_from_tags, repair_bio
-from .base import Task
+from ..core.errors import DataError, Problem, RequestError
+from ..data.tokens import entities_from_tags, repair_bio, split_words, word_split_mode
+from .base import Task, check_count, check_text
 
-__all__ = ["TokenClassificationTask", "entity_metrics"]
+__all__ = ["TokenClassificationTask", "entity_metrics", "words_example"]
 
 
 @dataclass
@@ -96,6 +98,15 @@ class TokenClassificationTask(Task):
         types = sorted({tag[2:] for tags in targets for tag in tags if tag != "O"})
         return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in "BI"]
 
+    def check_label_set(self, labels, source, column):
+        if len(labels) < 2:
+            reason = "no word of the training data is tagged as an entity (every tag is 'O')"
+            raise DataError([Problem(source, None, column, reason)])
+
+    def model_extras(self, examples):
+        """How raw text is cut into words at prediction time, as it was in the training data."""
+        return {"word_split": word_split_mode(examples)}
+
     def num_outputs(self, labels):
         return len(labels)
 
@@ -163,7 +174,7 @@ class TokenClassificationTask(Task):
 
     def predict_examples(self, model, tokenizer, examples, labels, max_length, batch_size=64):
         """Per example ``{"tags", "entities", "tokens"}``; scores are per-word probabilities."""
-        from ..training.loop import predict_logits
+        from ..modeling.predict import predict_logits
 
         enc = self.encode_examples(tokenizer, [_unlabelled(e) for e in examples], labels, max_length)
         logits = predict_logits(model, enc, tokenizer.pad_token_id, batch_size) if len(enc) else torch.empty(0)
@@ -181,6 +192,53 @@ class TokenClassificationTask(Task):
 
     def metrics(self, targets, predictions, scores, labels):
         return entity_metrics([list(t) for t in targets], [p["tags"] for p in predictions])
+
+    def predict_texts(self, model, tokenizer, texts, pairs, labels, max_length, *, top_k=3, batch_size=64,
+                      word_split="words"):
+        """Raw texts are cut into words (as the training data was), then tagged: per text
+        ``entities`` with character offsets, plus ``tokens`` and ``tags``."""
+        examples = [words_example(t, word_split) for t in texts]
+        return self.predict_examples(model, tokenizer, examples, labels, max_length, batch_size)[0]
+
+    def report_data(self, examples, scored, labels):
+        return self.report_fields(examples, [e.label for e in examples], [p["tags"] for p in scored.predictions])
+
+    def parity_outputs(self, model, tokenizer, examples, labels, max_length):
+        """The probability rows of every word of every example."""
+        _, word_probs = self.predict_examples(model, tokenizer, examples, labels, max_length)
+        return np.array([p.numpy() for row in word_probs for p in row if p is not None])
+
+    def request_items(self, request, limits):
+        """``tokens`` (words split by the sender) or ``texts``."""
+        tokens = request.get("tokens")
+        if tokens is None:
+            return super().request_items(request, limits)
+        check_count(tokens, "tokens", limits)
+        for n, words in enumerate(tokens):
+            if not words or any(not w.strip() for w in words):
+                raise RequestError(f"tokens[{n}] is empty or holds an empty word")
+            check_text(" ".join(words), f"tokens[{n}]", limits)
+        return [{"tokens": words} for words in tokens]
+
+    def answer_items(self, runtime, items):
+        out: list = [None] * len(items)
+        words = [n for n, i in enumerate(items) if "tokens" in i]
+        texts = [n for n, i in enumerate(items) if "tokens" not in i]
+        if words:
+            for n, pred in zip(words, runtime.predict_tokens([items[n]["tokens"] for n in words])):
+                out[n] = pred
+        if texts:
+            for n, pred in zip(texts, runtime.predict([items[n]["text"] for n in texts])):
+                out[n] = pred
+        return out
+
+
+def words_example(text: str, mode: str = "words"):
+    """An unlabelled example from raw text: its words and their character offsets."""
+    from ..data.types import Example
+
+    offsets = split_words(text, mode)
+    return Example(text=text, tokens=[text[s:e] for s, e in offsets], offsets=offsets)
 
 
 def _unlabelled(example):

@@ -1,5 +1,6 @@
-"""The training loop, checkpoints and run logs."""
+"""The training loop, checkpoints, run logs and the choice of precision."""
 
-from .loop import TrainState, fit, predict_logits
+from .loop import TrainState, count_steps, fit
+from .precision import resolve_precision
 
-__all__ = ["TrainState", "fit", "predict_logits"]
+__all__ = ["TrainState", "fit", "count_steps", "resolve_precision"]

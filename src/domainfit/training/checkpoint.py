@@ -11,7 +11,6 @@ No pickle is used: tensors go to safetensors, everything else to JSON.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -21,16 +20,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "atomic_write_text"]
+from ..core.io import staged_folder
+
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint"]
 
 KEEP = 2
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -77,22 +71,16 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
 def save_checkpoint(folder: Path, step: int, trainable: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
                     scheduler: Any, state: dict) -> Path:
     """Write checkpoint ``step`` under ``folder`` atomically and keep only the last two."""
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}"
-    tmp = folder / f".tmp-step-{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(_tensors(trainable), str(tmp / "trainable.safetensors"))
-    opt_tensors, opt_meta = _optimizer_to_files(optimizer.state_dict())
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "optimizer.json").write_text(json.dumps(opt_meta), encoding="utf-8")
-    rng_tensors, rng_meta = _rng_state()
-    save_file(rng_tensors, str(tmp / "rng.safetensors"))
-    payload = dict(state, step=step, scheduler=scheduler.state_dict(), rng=rng_meta)
-    (tmp / "state.json").write_text(json.dumps(payload), encoding="utf-8")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with staged_folder(final) as tmp:
+        save_file(_tensors(trainable), str(tmp / "trainable.safetensors"))
+        opt_tensors, opt_meta = _optimizer_to_files(optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps(opt_meta), encoding="utf-8")
+        rng_tensors, rng_meta = _rng_state()
+        save_file(rng_tensors, str(tmp / "rng.safetensors"))
+        payload = dict(state, step=step, scheduler=scheduler.state_dict(), rng=rng_meta)
+        (tmp / "state.json").write_text(json.dumps(payload), encoding="utf-8")
     for old in sorted(folder.glob("step-*"))[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..ui import console
+from ..core.io import atomic_write_text
+from ..core.ui import console
 
 __all__ = ["RunLogger"]
 
@@ -54,7 +55,7 @@ class RunLogger:
             return
         kept = [ln for ln in self.path.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+        atomic_write_text(self.path, "".join(ln + "\n" for ln in kept))
 
     def _write(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:

@@ -21,15 +21,17 @@ from typing import Any, Callable
 import torch
 from accelerate import Accelerator
 
-from ..config import TrainingConfig
-from ..data.batching import Encoded, batch_order, collate, collate_numpy
+from ..core.config import TrainingConfig
+from ..core.io import atomic_file
+from ..data.batching import Encoded, batch_order, collate
 from ..methods.registry import trainable_state
+from ..modeling.predict import autocast, predict_logits
 from ..tasks.base import Task
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .logging import RunLogger
 from .memory import release_free_memory
 
-__all__ = ["TrainState", "fit", "make_optimizer", "predict_logits", "autocast", "count_steps"]
+__all__ = ["TrainState", "fit", "make_optimizer", "count_steps"]
 
 
 @dataclass
@@ -50,11 +52,6 @@ class TrainState:
 def count_steps(n_examples: int, cfg: TrainingConfig) -> int:
     """Optimizer steps a run of ``n_examples`` takes with ``cfg`` (one per global batch)."""
     return max(1, math.ceil(cfg.epochs * math.ceil(n_examples / cfg.batch_size)))
-
-
-def autocast(bf16: bool, device: torch.device):
-    """bf16 autocast on the device when asked, else a no-op context."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainingConfig, lr: float) -> torch.optim.Optimizer:
@@ -85,65 +82,6 @@ def _linear_schedule(optimizer, warmup: int, total: int):
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _inference_batches(order: list[int], lengths: list[int], batch_size: int, max_tokens: int,
-                       max_padding: float = 0.1):
-    """Consecutive slices of the length-sorted ``order`` with at most ``batch_size`` rows,
-    at most ``max_tokens`` padded tokens (long texts get smaller batches), and at most
-    ``max_padding`` more padded tokens than real ones. The last bound matters for a few
-    hundred texts of mixed lengths (a server's micro-batch): cut into fixed slices of 64,
-    random Banking77 texts are padded to 1.7x their tokens (3.3x for 64 texts); cut where
-    the padding would pass 10%, to 1.05x (with server micro-batches of 256 instead of 64, the
-    served Banking77 load went from 242 to 741 texts/s on 2 cores). More, smaller batches
-    cost little next to that."""
-    start = 0
-    while start < len(order):
-        end, tokens = start + 1, lengths[order[start]]
-        while end < len(order) and end - start < batch_size:
-            nxt = lengths[order[end]]
-            padded = (end - start + 1) * nxt  # sorted: the newcomer is the longest
-            if padded > max_tokens or padded > (tokens + nxt) * (1 + max_padding):
-                break
-            tokens += nxt
-            end += 1
-        yield order[start:end]
-        start = end
-
-
-@torch.no_grad()
-def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, bf16: bool = False,
-                   device: torch.device | None = None, max_tokens: int = 8192, embeddings: bool = False) -> torch.Tensor:
-    """Logits for every example of ``encoded`` in input order, length-sorted for speed, in
-    batches of at most ``batch_size`` rows and ``max_tokens`` padded tokens.
-    ``embeddings=True`` returns the pooled text vectors (``model.embed``) instead."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    lengths = [len(x) for x in encoded.input_ids]
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups = list(_inference_batches(order, lengths, batch_size, max_tokens))
-    if hasattr(model, "run_many"):  # an ONNX graph runs its batches side by side (see OnnxModel)
-        chunks = [c.float() for c in model.run_many([collate_numpy(encoded, idx, pad_id) for idx in groups],
-                                                    embeddings)]
-    else:
-        chunks = []
-        for idx in groups:
-            batch = {k: v.to(device) for k, v in collate(encoded, idx, pad_id).items() if k != "targets"}
-            with autocast(bf16, device):
-                chunks.append((model.embed(**batch) if embeddings else model(**batch)).float().cpu())
-    model.train(was_training)
-    if not chunks:
-        return torch.empty(0)
-    if chunks[0].ndim == 3:  # per-token logits: pad every batch to the longest sequence
-        width = max(c.shape[1] for c in chunks)
-        chunks = [torch.nn.functional.pad(c, (0, 0, 0, width - c.shape[1])) for c in chunks]
-    out = torch.cat(chunks) if len(chunks) > 1 else chunks[0]
-    if len(order) == 1:
-        return out
-    result = torch.empty_like(out)
-    result[torch.tensor(order)] = out
-    return result
 
 
 def _evaluate(accelerator, model, task: Task, val: Encoded, pad_id: int, bf16: bool) -> float:
@@ -312,9 +250,8 @@ def _validate(accelerator, model, task, val, pad_id, bf16, cfg, state, logger, c
 
             ckpt_dir.mkdir(parents=True, exist_ok=True)
             best = trainable_state(accelerator.unwrap_model(model))
-            tmp = ckpt_dir / ".best.tmp"
-            save_file({k: v.contiguous() for k, v in best.items()}, str(tmp))
-            tmp.replace(ckpt_dir / "best.safetensors")
+            with atomic_file(ckpt_dir / "best.safetensors") as tmp:
+                save_file({k: v.contiguous() for k, v in best.items()}, str(tmp))
         accelerator.wait_for_everyone()
     else:
         state.bad_evals += 1

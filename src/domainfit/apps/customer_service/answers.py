@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import DataError, Problem
+from ...core.errors import DataError, Problem
 
 __all__ = ["Answer", "read_answers", "render", "clean_value", "SLOT"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DomainfitError
+from ...core.errors import DomainfitError
 from .answers import Answer, render
 from .bundle import read_bundle
 from .conversations import ConversationStore, Session

@@ -19,7 +19,6 @@ it (the intent model's training continues where it stopped).
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import shutil
@@ -28,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import __version__
-from ...errors import ConfigError, DomainfitError
-from ...ui import escape, say
+from ...artifact import build_bundle_manifest
+from ...core.errors import ConfigError, DomainfitError
+from ...core.io import atomic_file, replace_folder
+from ...core.ui import escape, say
 from .recipe import Recipe
 
 __all__ = ["train_bundle", "BUNDLE_FILE", "read_bundle"]
@@ -41,17 +41,19 @@ FORMAT_VERSION = 1
 
 
 def read_bundle(path: str | Path) -> dict:
+    """The bundle's manifest, checked (its kind, its format, every field's type)."""
+    from ...artifact import check_bundle_manifest
+
     path = Path(path)
     meta = path / BUNDLE_FILE
     if not meta.is_file():
         raise DomainfitError(f"{path} is not a customer-service bundle (no {BUNDLE_FILE}); build one with "
                              "domainfit app customer-service train.")
-    data = json.loads(meta.read_text(encoding="utf-8"))
-    if data.get("kind") != KIND:
-        raise DomainfitError(f"{path} is a {data.get('kind')!r} bundle, not a customer-service one.")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise DomainfitError(f"{path} was written by a newer domainfit; upgrade.")
-    return data
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DomainfitError(f"{meta} is not valid JSON: {exc}") from None
+    return check_bundle_manifest(data, KIND, FORMAT_VERSION, str(meta))
 
 
 def _intent_rows(recipe: Recipe):
@@ -67,16 +69,17 @@ def _intent_rows(recipe: Recipe):
 def _retrieval_model(recipe: Recipe, dest: Path) -> Path:
     """The bundle's retriever: a copy of a retrieval artifact, or the base encoder as it comes."""
     from ...artifact import is_artifact, read_manifest
-    from ...pipeline import train
+    from ...run import train
+    from ...tasks import get_task
 
     given = Path(recipe.retrieval.model)
     if recipe.retrieval.model != "default" and is_artifact(given):
-        if read_manifest(given)["task"] != "retrieval":
+        if get_task(read_manifest(given)["task"]).model_kind != "embedding":  # it must embed to search
             raise ConfigError(f"retrieval.model {given} is a {read_manifest(given)['task']} model, not a retrieval "
                               "one (train one with --task retrieval, or give a base model).")
         shutil.copytree(given, dest, ignore=shutil.ignore_patterns("index", "checkpoints", "report"))
         return dest
-    train(output=str(dest), model=recipe.retrieval.model, task="retrieval", **{"method.name": "zeroshot"})
+    train(output=str(dest), model=recipe.retrieval.model, task="retrieval", method="zeroshot")
     return dest
 
 
@@ -126,7 +129,8 @@ def _plot_tradeoff(curves: dict[str, list[dict]], path: Path, title: str) -> Non
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -136,8 +140,8 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
     from ...data import train_val_split
     from ...inference import load
     from ...ood import auroc, calibrate, tradeoff
-    from ...pipeline import train
-    from ...retrieval import build_index
+    from ...run import train
+    from ...inference import build_index
     from .answers import read_answers
     from .knowledge import read_documents, read_faq
 
@@ -186,7 +190,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
         else:
             say(f"Intent model: {len(known)} intents{' + out-of-scope examples' if oos_label in intents else ''}, "
                 f"{len(train_ex)} train / {len(val_ex)} validation texts.")
-            train(output=str(staging / "intent"), model=recipe.intents.model, train_data=rows(train_ex),
+            train(output=str(staging / "intent"), model=recipe.intents.model, data=rows(train_ex),
                   validation_data=rows(val_ex), resume="auto", **{"method.name": recipe.intents.method,
                                                                   "training.seed": recipe.seed,
                                                                   **recipe.intents.settings})
@@ -239,9 +243,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
                 retrieval["rerank"] = "rerank"
         (staging / "answers.json").write_text(json.dumps({k: v.to_dict() for k, v in answers.items()}, indent=2,
                                                          ensure_ascii=False) + "\n", encoding="utf-8")
-        meta = {
-            "kind": KIND, "format_version": FORMAT_VERSION, "domainfit_version": __version__,
-            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        meta = build_bundle_manifest(KIND, FORMAT_VERSION, {
             "intent": {"path": "intent", "intents": known, "oos_label": oos_label if oos_index is not None else None,
                        "without_answer": without},
             "out_of_scope": {"method": chosen, "threshold": cal.threshold, "calibration": cal.to_dict(),
@@ -253,12 +255,10 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             "recipe": json.loads(recipe.model_dump_json()),
             "data": {"intents": {"source": data.source, "sha256": data.fingerprint, "rows": len(data)}},
             "seconds": round(time.perf_counter() - started, 1),
-        }
+        })
         (staging / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / "key").unlink()
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        replace_folder(staging, out)
     except DomainfitError:
         shutil.rmtree(staging, ignore_errors=True)  # a mistake in the inputs: nothing worth resuming
         raise

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ...errors import DomainfitError
+from ...core.errors import DomainfitError
 
 __all__ = ["ConversationStore", "Session"]
 

@@ -26,7 +26,7 @@ _INSTRUCTION = ("You are a customer-service assistant. Answer the customer's mes
 
 class Composer:
     def __init__(self, model: str = "smollm2", max_new_tokens: int = 96, passages: int = 3):
-        from ...methods.zeroshot.lm import load_causal_lm
+        from ...modeling.lm import load_causal_lm
 
         _, self.lm, self.tokenizer = load_causal_lm(model)
         self.lm.eval()

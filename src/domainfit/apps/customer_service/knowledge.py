@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...errors import DataError, Problem
+from ...core.errors import DataError, Problem
 
 __all__ = ["read_faq", "read_documents", "DOC_SUFFIXES"]
 

@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ...ood import METHODS
 
 __all__ = ["Recipe", "load_recipe", "DEFAULT_FALLBACK"]
@@ -168,3 +168,33 @@ def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
         return Recipe(**data).resolved(path.parent.resolve())
     except ValidationError as exc:
         raise _explain(exc, f"{path} is not a valid customer-service recipe") from None
+
+
+def recipe_from_options(recipe: str | Path | None = None, *, intents: str | None = None, answers: str | None = None,
+                        faq: str | None = None, docs: str | None = None, oos_label: str = "oos",
+                        method: str | None = None, model: str | None = None,
+                        overrides: list[str] | None = None) -> Recipe:
+    """A recipe from a YAML file, or from the parts given one by one (not both), with the
+    intent model's method, base model and ``key=value`` training settings on top (as the
+    command line passes them).
+
+    Raises:
+        ConfigError: both or neither given, or a bad setting.
+    """
+    from ...core.config import parse_overrides
+
+    if recipe is not None and any(v is not None for v in (intents, answers, faq, docs)):
+        raise ConfigError("give a recipe or --intents/--answers/--faq/--docs, not both.")
+    if recipe is None and intents is None:
+        raise ConfigError("give a recipe file, or at least --intents FILE.")
+    if recipe is not None:
+        r = load_recipe(recipe)
+    else:
+        r = load_recipe(intents={"data": intents, "oos_label": oos_label}, answers=answers,
+                        faq={"data": faq} if faq else None, docs=docs)
+    if method:
+        r.intents.method = method
+    if model:
+        r.intents.model = model
+    r.intents.settings.update(parse_overrides(overrides or []))
+    return r

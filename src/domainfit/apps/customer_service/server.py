@@ -19,12 +19,12 @@ import asyncio
 from importlib import resources
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import DomainfitError
-from ...serving.app import ApiError, ServeSettings, ServerContext, create_app
+from ...core.errors import DomainfitError
+from ...serving import ApiError, ServerContext, ServeSettings, create_app
 from ...serving.batching import MicroBatcher
 from .conversations import ConversationStore, valid_session_id
 
@@ -51,9 +51,11 @@ def chat_page() -> str:
 
 
 def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db", generation: bool | None = None):
-    """An extension for :func:`domainfit.serving.app.create_app` serving a bundle's chat."""
+    """An extension for :func:`domainfit.serving.create_app` serving a bundle's chat: its
+    router, with the assistant loaded when the server starts."""
 
-    def extend(app: FastAPI, ctx: ServerContext) -> None:
+    def routes(ctx: ServerContext) -> APIRouter:
+        router = APIRouter(tags=["chat"])
         state: dict = {}
         settings = ctx.settings
 
@@ -85,8 +87,7 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
                 raise ApiError(503, "not_ready", "the assistant is still loading")
             return state[part]
 
-        @app.post("/v1/chat", summary="Answer a customer message", dependencies=[Depends(ctx.predict_auth)],
-                  tags=["chat"])
+        @router.post("/v1/chat", summary="Answer a customer message", dependencies=[Depends(ctx.predict_auth)])
         async def chat(body: ChatRequest, request: Request):
             assistant = loaded("assistant")
             message = body.message
@@ -111,8 +112,7 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
             ctx.metrics["texts"].labels("chat").inc()
             return {**result, "request_id": request_id}
 
-        @app.post("/v1/chat/feedback", summary="Was this answer helpful?", dependencies=[Depends(ctx.predict_auth)],
-                  tags=["chat"])
+        @router.post("/v1/chat/feedback", summary="Was this answer helpful?", dependencies=[Depends(ctx.predict_auth)])
         async def chat_feedback(body: ChatFeedback, request: Request):
             store = loaded("store")
             try:
@@ -122,8 +122,8 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
                 raise ApiError(404, "unknown_turn", str(exc)) from None
             return {"id": row, "request_id": ctx.request_id(request)}
 
-        @app.get("/v1/chat/sessions/{session_id}", summary="The turns of a session",
-                 dependencies=[Depends(ctx.predict_auth)], tags=["chat"])
+        @router.get("/v1/chat/sessions/{session_id}", summary="The turns of a session",
+                 dependencies=[Depends(ctx.predict_auth)])
         async def chat_session(session_id: str):
             if not valid_session_id(session_id):
                 raise ApiError(422, "invalid_session", "a session id is at most 64 letters, digits, - or _")
@@ -133,22 +133,24 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
                 raise ApiError(404, "unknown_session", "there is no session with this id")
             return {"session_id": session_id, "turns": turns}
 
-        @app.get("/v1/chat/handoffs", summary="Open hand-offs to agents (admin)",
-                 dependencies=[Depends(ctx.admin_auth)], tags=["chat"])
+        @router.get("/v1/chat/handoffs", summary="Open hand-offs to agents (admin)",
+                 dependencies=[Depends(ctx.admin_auth)])
         async def chat_handoffs(status: str | None = "open", limit: int = 100):
             store = loaded("store")
             limit = max(1, min(limit, 1000))
             rows = await asyncio.get_running_loop().run_in_executor(None, store.handoffs, status, limit)
             return {"handoffs": rows}
 
-        @app.get("/chat", summary="Web chat page", response_class=HTMLResponse, tags=["chat"])
+        @router.get("/chat", summary="Web chat page", response_class=HTMLResponse)
         async def chat_html():
             return HTMLResponse(chat_page(), headers={
                 "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
                                            "style-src 'self' 'unsafe-inline'; connect-src 'self'",
                 "X-Content-Type-Options": "nosniff"})
 
-    return extend
+        return router
+
+    return routes
 
 
 def create_chat_app(bundle: str | Path, settings: ServeSettings | None = None, *,

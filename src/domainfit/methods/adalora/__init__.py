@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ..registry import Method, register_method, wrap_with_peft
 
 # Used for the (ignored) schedule when an artifact is loaded: peft insists on a total.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ..registry import Method, register_method
 
 # model_type -> (path of the layer list, module the attention adapter follows, module the

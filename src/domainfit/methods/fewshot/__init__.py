@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ..full import apply_full
 from ..registry import FitContext, Method, register_method
 
@@ -65,18 +65,18 @@ def check_fewshot(settings: FewshotSettings, model_config=None) -> None:
 
 def before_fit(ctx: FitContext) -> None:
     from ...data.types import Example
-    from ...labels import humanize
+    from ...data.labels import humanize
 
     settings: FewshotSettings = ctx.settings
-    classifies = ctx.task.name in ("classification", "multilabel")
+    classifies = ctx.task.text_classes  # label names and class prototypes need classes of one text
     if settings.label_names and classifies:
-        multi = ctx.task.name == "multilabel"
+        multi = ctx.task.multi_label
         ctx.examples.extend(Example(text=humanize(name), label=[name] if multi else name) for name in ctx.labels)
     if settings.contrastive_epochs > 0 and classifies and not ctx.resuming:
         contrastive_phase(ctx)
     if classifies:
-        init_prototype_head(ctx.model, ctx.tokenizer, ctx.examples, ctx.labels, ctx.task.name, settings.scale,
-                            ctx.max_length, ctx.bf16)
+        init_prototype_head(ctx.model, ctx.tokenizer, ctx.examples, ctx.labels, ctx.task.multi_label,
+                            settings.scale, ctx.max_length, ctx.bf16)
 
 
 def _class_indices(examples, labels) -> list[list[int]]:
@@ -90,14 +90,14 @@ def _class_indices(examples, labels) -> list[list[int]]:
 
 
 @torch.no_grad()
-def init_prototype_head(model, tokenizer, examples, labels, task: str, scale: float, max_length: int,
+def init_prototype_head(model, tokenizer, examples, labels, multi_label: bool, scale: float, max_length: int,
                         bf16: bool = False) -> None:
     """Set the head's rows to ``scale`` × the normalised mean vector of each class.
 
     Multi-label: a label is on when its cosine similarity passes 0.5 (bias ``-scale / 2``).
     """
     from ...data.batching import encode_texts
-    from ...training.loop import predict_logits
+    from ...modeling.predict import predict_logits
 
     encoded = encode_texts(tokenizer, [e.text for e in examples], None, max_length)
     vectors = F.normalize(predict_logits(model, encoded, tokenizer.pad_token_id, bf16=bf16, embeddings=True), dim=-1)
@@ -107,14 +107,14 @@ def init_prototype_head(model, tokenizer, examples, labels, task: str, scale: fl
             rows[c] = F.normalize(vectors[members].mean(0), dim=0)
     head = model.head
     head.weight.copy_(scale * rows.to(head.weight.dtype))
-    head.bias.fill_(-scale / 2 if task == "multilabel" else 0.0)
+    head.bias.fill_(-scale / 2 if multi_label else 0.0)
 
 
 def contrastive_phase(ctx: FitContext) -> None:
     """SupCon on class-balanced batches; trains the encoder in place."""
     from ...data.batching import collate, encode_texts
-    from ...training.loop import autocast
-    from ...ui import say
+    from ...modeling.predict import autocast
+    from ...core.ui import say
 
     s: FewshotSettings = ctx.settings
     model = ctx.model

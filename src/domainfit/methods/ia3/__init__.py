@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ..registry import Method, register_method, wrap_with_peft
 
 ENCODER_MODEL_TYPES = ("bert", "deberta", "deberta-v2", "roberta")

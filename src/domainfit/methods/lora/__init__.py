@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ..registry import Method, register_method, wrap_with_peft
 
 

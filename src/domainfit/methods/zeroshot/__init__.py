@@ -17,7 +17,9 @@ stored but the reference to the base model); ``domainfit index`` embeds a corpus
 
 LM backend (``backend: lm``): prompts a small instruction-tuned generative model with
 the text and the list of labels and scores each label's log-likelihood as the answer, so
-the prediction is always a valid label (see :mod:`domainfit.methods.zeroshot.lm`).
+the prediction is always a valid label (the scorer is :class:`domainfit.modeling.lm.LabelScorer`).
+
+The flows that build these models (and self-train) are in :mod:`domainfit.run.zeroshot`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from ..registry import Method, register_method
 
 BACKENDS = ("embedding", "lm")
@@ -78,7 +80,7 @@ def apply_zeroshot(model, settings: ZeroshotSettings, ctx=None):
 
 def label_sentences(specs, settings: ZeroshotSettings) -> list[list[str]]:
     """The sentences that describe each label (name templates, then description templates)."""
-    from ...labels import humanize
+    from ...data.labels import humanize
 
     out = []
     for spec in specs:
@@ -95,7 +97,7 @@ def set_label_head(model, tokenizer, specs, settings: ZeroshotSettings, max_leng
                    multilabel: bool = False) -> None:
     """Make the head score cosine similarity to each label's averaged sentence vector."""
     from ...data.batching import encode_texts
-    from ...training.loop import predict_logits
+    from ...modeling.predict import predict_logits
 
     groups = label_sentences(specs, settings)
     flat = [s for g in groups for s in g]
@@ -108,6 +110,15 @@ def set_label_head(model, tokenizer, specs, settings: ZeroshotSettings, max_leng
     model.head.weight.copy_(settings.scale * torch.stack(rows).to(model.head.weight.dtype))
     # Multi-label: a label is on when its cosine similarity passes 0.5.
     model.head.bias.fill_(-settings.scale / 2 if multilabel else 0.0)
+
+
+def lm_instruction(settings: ZeroshotSettings, specs) -> str:
+    """The LM backend's instruction: ``settings.lm_instruction`` with the labels in words
+    (and their descriptions in brackets) filled in."""
+    from ...data.labels import humanize
+
+    listed = ", ".join(humanize(s.name) + (f" ({s.description})" if s.description else "") for s in specs)
+    return settings.lm_instruction.format(labels=listed)
 
 
 def select_pseudo_labels(probabilities: torch.Tensor, settings: ZeroshotSettings) -> list[tuple[int, int, float]]:

@@ -1,0 +1,22 @@
+"""The artifact: a model folder that loads without its training data, config or network.
+
+``domainfit.json`` (the manifest, built and checked by :mod:`.manifest`), the weights
+(safetensors or ONNX), the tokenizer and optional parts; written atomically, manifest last.
+"""
+
+from .folder import PARITY_SAMPLE, is_artifact, read_manifest, read_parity_sample, write_artifact, write_parity_sample
+from .manifest import (FORMAT_VERSION, MANIFEST, build_bundle_manifest, build_manifest, check_bundle_manifest,
+                       check_manifest, derive_manifest)
+
+__all__ = ["FORMAT_VERSION", "MANIFEST", "PARITY_SAMPLE", "build_manifest", "derive_manifest", "check_manifest",
+           "build_bundle_manifest", "check_bundle_manifest", "is_artifact", "read_manifest", "write_artifact",
+           "write_parity_sample", "read_parity_sample", "load_model"]
+
+
+def __getattr__(name: str):
+    # load_model needs torch; reading a manifest (the registry, `domainfit info`) does not.
+    if name == "load_model":
+        from .load import load_model
+
+        return load_model
+    raise AttributeError(name)

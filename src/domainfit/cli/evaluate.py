@@ -1,0 +1,87 @@
+"""``domainfit evaluate``, ``predict`` and ``info``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .output import escape, print_headline, print_json, quiet_libraries, say
+
+__all__ = ["app"]
+
+app = typer.Typer()
+
+
+@app.command(epilog="Example: domainfit evaluate my-model --data test.csv --json\n\n"
+             "domainfit evaluate faq-model --data queries.csv --rerank pair-model --json")
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="Artifact folder."),
+    data: str = typer.Option(..., "--data", help="Labelled file to score."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object on stdout."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Default: the training column."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Default: the training column."),
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column",
+                                                   help="Default: the training column (pair, retrieval)."),
+    rerank: Optional[Path] = typer.Option(None, "--rerank", help="retrieval: a pair model that reorders the top "
+                                          "--candidates results."),
+    candidates: int = typer.Option(20, "--candidates", help="retrieval with --rerank: how many results to rerank."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help="error | skip."),
+) -> None:
+    """Score a model on labelled data and write report/ into the model folder."""
+
+    from ..run import evaluate as evaluate_model
+
+    quiet_libraries()
+    metrics = evaluate_model(model_dir, data, text_column=text_column, label_column=label_column,
+                                text_pair_column=text_pair_column, on_bad_rows=on_bad_rows, rerank=rerank,
+                                candidates=candidates)
+    if as_json:
+        print_json(metrics, default=float)
+    else:
+        print_headline(metrics)
+        say(f"Report: {escape(str(model_dir / 'report' / 'report.md'))}")
+
+
+@app.command(epilog="Example: domainfit predict my-model --data new.csv --output preds.jsonl --top-k 3")
+def predict(
+    model_dir: Path = typer.Argument(..., help="Artifact folder."),
+    data: str = typer.Option(..., "--data", help="File with a text column (any size: it is streamed)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to write: .jsonl or .csv."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Default: the training column."),
+    top_k: int = typer.Option(3, "--top-k", help="How many labels with scores per row."),
+    batch_rows: int = typer.Option(1024, "--chunk-size", help="Rows read and predicted at a time."),
+) -> None:
+    """Predict labels for every row of a file, streaming it in bounded memory."""
+    from ..inference.stream import predict_file
+
+    quiet_libraries()
+    count = predict_file(model_dir, data, output, text_column=text_column, top_k=top_k, chunk_size=batch_rows)
+    say(f"[green]Wrote[/] {count} predictions to {escape(str(output))}")
+
+
+@app.command(epilog="Example: domainfit info my-model")
+def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
+         as_json: bool = typer.Option(False, "--json", help="Print the whole manifest as JSON.")) -> None:
+    """Show a model's manifest: task, labels, base model, method, metrics."""
+    from ..artifact import read_manifest
+
+    manifest = read_manifest(model_dir)
+    if as_json:
+        print_json(manifest, indent=2)
+        return
+    labels = manifest.get("labels", [])
+    lines = [
+        f"model      {model_dir}",
+        f"task       {manifest['task']}",
+        f"labels     {len(labels)}: {', '.join(labels[:10])}{' ...' if len(labels) > 10 else ''}",
+        f"base       {manifest['base_model']['name']} (sha256 {str(manifest['base_model'].get('weights_sha256'))[:12]})",
+        f"method     {manifest['method']['name']} ({manifest['method']['trainable_parameters']:,} trainable)",
+        f"training   {manifest['training']['steps']} steps, {manifest['training']['precision']}",
+        f"metrics    {json.dumps(manifest.get('metrics', {}))}",
+        f"created    {manifest['created_at']} by domainfit {manifest['domainfit_version']}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")

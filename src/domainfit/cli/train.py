@@ -1,0 +1,82 @@
+"""``domainfit train`` and ``domainfit demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .output import escape, print_headline, quiet_libraries, say
+
+__all__ = ["app"]
+
+app = typer.Typer()
+
+
+@app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora\n\n"
+             "domainfit train --task token-classification --data train.jsonl --eval-data test.jsonl --output ner\n\n"
+             "domainfit train --task retrieval --data pairs.csv --text-column query --text-pair-column answer "
+             "--output faq\n\n"
+             "domainfit train --data train.csv --shots 8 --method fewshot --output my-model\n\n"
+             "domainfit train --method zeroshot --labels labels.csv --output my-model")
+def train(
+    data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV, TSV, JSONL, Parquet)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Artifact folder to write."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Labelled file scored at the end."),
+    validation_data: Optional[str] = typer.Option(None, "--validation-data",
+                                                  help="Validation file for early stopping (default: split of --data)."),
+    task: Optional[str] = typer.Option(None, "--task", help="classification | multilabel | regression | "
+                                       "token-classification | pair | retrieval (docs/tasks.md)."),
+    method: Optional[str] = typer.Option(None, "--method", help="auto | full | lora | adalora | ia3 | prefix | prompt "
+                                         "| adapter | bitfit | fewshot | zeroshot (docs/methods.md)."),
+    shots: Optional[int] = typer.Option(None, "--shots", help="Train on K examples per class sampled from --data "
+                                        "(seeded by --seed)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="zeroshot: label file (CSV label[,description], "
+                                         "or a YAML/JSON list)."),
+    unlabelled_data: Optional[str] = typer.Option(None, "--unlabelled-data",
+                                                  help="zeroshot: texts without labels to self-train on."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes",
+                                                   help="auto: training-time budget for choosing full or adapter."),
+    model: Optional[str] = typer.Option(None, "--model", help="'default', a local model folder or a hub id."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML run configuration."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: --set training.epochs=3 (repeatable)."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Column with the text [text]."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Column with the target [label]."),
+    text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column", help="Optional second text column."),
+    on_bad_rows: Optional[str] = typer.Option(None, "--on-bad-rows", help="error (default) | skip."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16."),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N optimizer steps."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    resume: str = typer.Option("auto", "--resume", help="auto: continue an unfinished run; never: refuse."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what the output folder holds."),
+) -> None:
+    """Train a model on a labelled file (or, with zeroshot, a label list) and save it as an artifact folder."""
+    from .. import run
+
+
+    quiet_libraries()
+    settings = {"data.train": data, "output": output, "data.eval": eval_data, "data.validation": validation_data,
+                "task": task, "method.name": method, "model": model, "data.text_column": text_column,
+                "data.label_column": label_column, "data.text_pair_column": text_pair_column,
+                "data.on_bad_rows": on_bad_rows, "training.precision": precision,
+                "training.save_steps": save_steps, "training.seed": seed, "data.shots": shots,
+                "data.labels": labels, "data.unlabelled": unlabelled_data, "method.budget_minutes": budget_minutes}
+    result = run.train(str(config) if config else None, overrides=list(set_), resume=resume,
+                            overwrite=overwrite, **settings)
+    say(f"[green]Saved[/] {escape(str(result.path))}")
+    if result.eval_metrics is not None:
+        print_headline(result.eval_metrics)
+    if (result.path / "report" / "report.md").is_file():
+        say(f"Report: {escape(str(result.path / 'report' / 'report.md'))}")
+
+
+@app.command(epilog="Example: domainfit demo --output demo-model")
+def demo(output: Path = typer.Option(Path("demo-model"), "--output", "-o", help="Where to save the demo model."),
+         model: str = typer.Option("default", "--model", help="Base model."),
+         overwrite: bool = typer.Option(True, "--overwrite/--keep", help="Replace an earlier demo model.")) -> None:
+    """Train, evaluate and try a model on the built-in customer-service sample data."""
+    from ..run.demo import run_demo
+
+    quiet_libraries()
+    run_demo(output, model=model, overwrite=overwrite)

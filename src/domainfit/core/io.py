@@ -1,0 +1,136 @@
+"""Atomic writes: the one place where files and folders are written so that a crash never
+leaves half of one.
+
+* :func:`atomic_file` / :func:`atomic_write_text` / :func:`atomic_write_json`: a file is
+  written under a temporary name beside its destination and renamed over it, so readers see
+  the old file or the whole new one.
+* :func:`staged_folder`: a folder is filled in a temporary folder beside its destination and
+  moved into place at the end; on an error the staging folder is removed and the
+  destination is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_file", "atomic_write_text", "atomic_write_json", "to_jsonable", "staged_folder",
+           "replace_folder", "merge_folder"]
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` when the block ends
+    without an error, delete it otherwise.
+
+    Example:
+        >>> with atomic_file(tmp / "out.csv") as part:          # doctest: +SKIP
+        ...     part.write_text("text,label\\n")
+    """
+    path = Path(path)
+    # A unique name rather than tempfile.mkstemp: mkstemp creates files with mode 0600, and
+    # our files should get the usual umask-based permissions.
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (UTF-8) atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Numpy types, tuples, sets and paths as JSON types; NaN and infinities become None."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(to_jsonable(v) for v in value)
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy arrays and scalars
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any, *, strict: bool = False) -> None:
+    """Write ``data`` as indented JSON atomically.
+
+    ``strict``: convert numpy values and write NaN as null (reports); otherwise values JSON
+    cannot hold are written with ``str`` (manifests keep paths and the like readable).
+    """
+    if strict:
+        text = json.dumps(to_jsonable(data), indent=2, ensure_ascii=False, allow_nan=False)
+    else:
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    atomic_write_text(path, text + "\n")
+
+
+def replace_folder(finished: Path, dest: Path) -> None:
+    """Put the folder ``finished`` where ``dest`` is. An existing ``dest`` is moved aside
+    first and deleted after, so that ``dest`` is never half-written."""
+    finished, dest = Path(finished), Path(dest)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dest, old)
+    os.replace(finished, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def merge_folder(staged: Path, dest: Path, last: str | None = None) -> None:
+    """Move every entry of ``staged`` into the existing folder ``dest`` (replacing entries of
+    the same name), ``last`` last: a reader that trusts ``dest/last`` finds everything else
+    already in place."""
+    for item in sorted(Path(staged).iterdir(), key=lambda p: p.name == last):
+        target = Path(dest) / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
+
+
+@contextmanager
+def staged_folder(dest: str | os.PathLike, *, merge: bool = False, last: str | None = None) -> Iterator[Path]:
+    """Yield an empty folder beside ``dest`` to fill; when the block ends without an error it
+    becomes ``dest``.
+
+    Args:
+        dest: the folder to write. Its parent is created.
+        merge: when ``dest`` exists, move the new entries into it (keeping what else it holds,
+            e.g. a training run's logs) instead of replacing it.
+        last: with ``merge``, the entry moved last (a manifest whose presence means "done").
+
+    On an error the staging folder is deleted and ``dest`` is as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        yield staging
+        if merge and dest.is_dir():
+            merge_folder(staging, dest, last)
+        elif dest.is_dir() and not any(dest.iterdir()):
+            dest.rmdir()
+            os.replace(staging, dest)
+        else:
+            replace_folder(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,101 @@
+"""``--method auto``: pick the adaptation method from the data and the time budget.
+
+The rules, from the measurements in benchmarks/RESULTS.md (docs/methods.md explains them):
+
+1. no training data, a label file → ``zeroshot`` (decided in ``domainfit.run.train``);
+2. classification with at most ``FEW_SHOT_MAX`` examples in the median class → ``fewshot``
+   (made for that regime: no validation split, a prototype head that starts as a
+   nearest-class-mean classifier; 85.3% on Banking77 8-shot, 89.1% 16-shot);
+3. otherwise ``full`` when its estimated training time fits ``--budget-minutes`` (or there
+   is no budget): it is the most accurate on our benchmarks; else ``adapter`` when that
+   fits — on Banking77 it trained in 0.73× full's time, 1.1 points below it, the best of
+   the methods faster than full (LoRA is *slower* than full on a CPU: 1.38×); else
+   ``adapter`` with as many epochs as fit the budget.
+
+Time is estimated from the examples, the epochs and a throughput measured here for
+all-MiniLM-L6-v2 on 2 CPU cores (bf16), scaled by the model's parameter count and by the
+machine's core count — a rough figure, printed with the choice so that users can judge it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+
+__all__ = ["AutoChoice", "choose_method", "FEW_SHOT_MAX"]
+
+FEW_SHOT_MAX = 16
+# Training examples per second, all-MiniLM-L6-v2 (22.7 M parameters), 2 cores, bf16, Banking77
+# (benchmarks/RESULTS.md); fp32 is about half.
+_FULL_EX_PER_S = 245.0
+_REFERENCE_PARAMETERS = 22.7e6
+_REFERENCE_CORES = 2
+# Training time relative to full, Banking77, 3 epochs each (benchmarks/methods.py, same run):
+# full 111 s, adapter 81 s.
+ADAPTER_TIME = 81 / 111
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """What auto chose, why (in words, printed and stored in the manifest), and an epoch
+    cap when the budget forced one."""
+
+    method: str
+    reason: str
+    epochs: float | None = None
+
+
+def _parameters(base) -> float:
+    import json
+
+    try:
+        config = json.loads((base.path / "config.json").read_text(encoding="utf-8"))
+        hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+        vocab = config.get("vocab_size", 30522)
+        return 12 * layers * hidden * hidden + vocab * hidden
+    except (OSError, KeyError, ValueError):
+        return _REFERENCE_PARAMETERS
+
+
+def estimate_minutes(examples: int, epochs: float, parameters: float, bf16: bool = True,
+                     relative_time: float = 1.0) -> float:
+    """Rough training minutes for ``examples`` × ``epochs`` on this machine (``relative_time``:
+    the method's time relative to full fine-tuning)."""
+    speed = _FULL_EX_PER_S * (_REFERENCE_PARAMETERS / parameters) * ((os.cpu_count() or 2) / _REFERENCE_CORES)
+    speed *= 1.0 if bf16 else 0.5
+    return examples * epochs * relative_time / speed / 60
+
+
+def choose_method(cfg, task, examples: list, base) -> AutoChoice:
+    """Choose for a run whose training examples are loaded (see the module docstring)."""
+    from ..data import class_key
+    from ..training import resolve_precision
+
+    n = len(examples)
+    if task.stratify:
+        counts = Counter(class_key(e.label) for e in examples)
+        median = statistics.median(counts.values())
+        if median <= FEW_SHOT_MAX:
+            return AutoChoice("fewshot", f"{n} examples over {len(counts)} classes, median {median:g} per class "
+                                         f"(≤ {FEW_SHOT_MAX}: few-shot)")
+    bf16 = resolve_precision(cfg.training.precision)
+    params = _parameters(base)
+    epochs = cfg.training.epochs
+    full = estimate_minutes(n, epochs, params, bf16)
+    budget = cfg.method.budget_minutes
+    size = f"{n} examples × up to {epochs:g} epochs"
+    if budget is None:
+        return AutoChoice("full", f"{size}, no --budget-minutes: full fine-tuning, the most accurate "
+                                  f"(about {full:.0f} min estimated)")
+    if full <= budget:
+        return AutoChoice("full", f"{size}: full fine-tuning fits the {budget:g}-minute budget "
+                                  f"(about {full:.0f} min estimated)")
+    adapter = estimate_minutes(n, epochs, params, bf16, ADAPTER_TIME)
+    if adapter <= budget:
+        return AutoChoice("adapter", f"{size}: full fine-tuning would take about {full:.0f} min, over the "
+                                     f"{budget:g}-minute budget; bottleneck adapters about {adapter:.0f} min")
+    fit = max(0.1, epochs * budget / adapter)
+    return AutoChoice("adapter", f"{size}: even adapters would take about {adapter:.0f} min; training {fit:.2g} "
+                                 f"epochs to fit the {budget:g}-minute budget", epochs=round(fit, 2))

@@ -1,0 +1,78 @@
+"""Training: the entry point that the command line, the Python API and the apps call.
+
+It reads the settings (a YAML file, dotted overrides, keywords), then hands the run to the
+flow it needs: :mod:`.zeroshot` without labelled data, :mod:`.supervised` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.config import RunConfig, flatten, load_config
+from ..core.ui import say
+from ..tasks import get_task
+from .supervised import TrainResult, fit_and_write, prepare
+from .zeroshot import train_zeroshot
+
+__all__ = ["train", "TrainResult"]
+
+
+_DATA_ARGS = {"data": "data.train", "train_data": "data.train", "eval_data": "data.eval",
+              "validation_data": "data.validation"}
+
+
+def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eval_data: Any = None,
+          validation_data: Any = None, train_data: Any = None, overrides: list[str] | None = None,
+          resume: str = "auto", overwrite: bool = False, callbacks: list[Callable] | None = None,
+          **settings: Any) -> TrainResult:
+    """Train a model and write its artifact folder.
+
+    Args:
+        config: a :class:`RunConfig`, or a YAML path (``overrides`` and ``settings`` apply on top).
+        data / eval_data / validation_data: a file path, or in-memory rows (a DataFrame or a
+            list of dicts). ``train_data`` is the older name of ``data``.
+        overrides: dotted ``key=value`` strings.
+        resume: ``"auto"`` continues an unfinished run in the output folder; ``"never"`` refuses to.
+        overwrite: replace whatever the output folder holds.
+        callbacks: ``cb(event, state, info)`` called at the start, on every step and evaluation.
+        **settings: settings by name (``output="m"``, ``task="multilabel"``, ``method="lora"``,
+            ``epochs=3``, ``learning_rate=1e-4``) or by dotted place (``**{"training.epochs": 3}``).
+
+    Returns:
+        A :class:`TrainResult`; ``result.predictor`` predicts with the trained model.
+
+    Raises:
+        DomainfitError: bad configuration, data or output folder (before any training).
+
+    Example:
+        >>> result = train(data="train.csv", eval_data="test.csv", output="my-model", epochs=3)  # doctest: +SKIP
+        >>> result.predictor.predict(["where is my card?"])[0]["label"]                         # doctest: +SKIP
+        'card_arrival'
+    """
+    frames = {}
+    for name, value in (("data", data), ("train_data", train_data), ("eval_data", eval_data),
+                        ("validation_data", validation_data)):
+        if value is None:
+            continue
+        if isinstance(value, (str, os.PathLike)):
+            settings[_DATA_ARGS[name]] = os.fspath(value)
+        else:
+            frames[_DATA_ARGS[name]] = value
+    if isinstance(config, RunConfig):
+        cfg = load_config(None, overrides, **{**flatten(config), **settings})
+    else:
+        cfg = load_config(config, overrides, **settings)
+    get_task(cfg.task)  # an unknown task fails here, before anything is read
+    train_rows, eval_rows, val_rows = (frames.get(k) for k in ("data.train", "data.eval", "data.validation"))
+    if cfg.method.name == "zeroshot" or (cfg.method.name == "auto" and train_rows is None and cfg.data.train is None
+                                         and cfg.data.labels is not None):
+        if cfg.method.name == "auto":
+            say("auto: [bold]zeroshot[/]: no training data, a label file")
+            cfg.method.name = "zeroshot"
+        return train_zeroshot(cfg, eval_data=eval_rows, resume=resume, overwrite=overwrite, callbacks=callbacks)
+    return fit_and_write(prepare(cfg, train_rows, eval_rows, val_rows), resume=resume, overwrite=overwrite,
+                         callbacks=callbacks)
+
+
