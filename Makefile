@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python benchmarks/serve_load.py
 	$(BIN)/python benchmarks/customer_service.py
 	$(BIN)/python benchmarks/oos_study.py
+	$(BIN)/python benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache

@@ -29,18 +29,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def machine() -> dict:
-    """A short description of where the numbers were measured."""
-    import torch
+def cpu_flags() -> dict:
+    """The CPU's model name and the instruction sets that decide training and inference
+    speed (AVX2, AVX-512, bf16, VNNI, AMX), read from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
+    return {"cpu_model": model, "instruction_sets": [f for f in wanted if f in flags]}
 
-    return {
+
+def machine(torch_info: bool = True) -> dict:
+    """A short description of where the numbers were measured (with the CPU's instruction
+    sets, and the precision ``--precision auto`` trains in on it)."""
+    out = {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        **cpu_flags(),
         "date": time.strftime("%Y-%m-%d"),
     }
+    if torch_info:
+        import torch
+
+        from domainfit.training import resolve_precision
+
+        out.update(torch=torch.__version__, threads=torch.get_num_threads(),
+                   auto_precision="bf16" if resolve_precision("auto") else "fp32")
+    return out
 
 
 def write_results(name: str, payload: dict) -> Path:

@@ -134,7 +134,7 @@ def run_domainfit(args) -> dict:
 
     from transformers import AutoTokenizer
 
-    from domainfit.models import resolve_model
+    from domainfit.modeling import resolve_model
 
     holder["tok"] = AutoTokenizer.from_pretrained(str(resolve_model("default").path))
     holder["labels"] = sorted(set(read_csv(DATA / "train.csv")[1]))

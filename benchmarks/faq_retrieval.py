@@ -91,9 +91,7 @@ def _untuned(docs, test) -> dict:
     import numpy as np
     from transformers import AutoTokenizer
 
-    from domainfit.models import resolve_model
-    from domainfit.modeling import EmbeddingModel, build_encoder
-    from domainfit.retrieval import embed_texts
+    from domainfit.modeling import EmbeddingModel, build_encoder, embed_texts, resolve_model
 
     path = str(resolve_model("default").path)
     tokenizer = AutoTokenizer.from_pretrained(path)

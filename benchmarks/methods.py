@@ -85,7 +85,7 @@ def _run_setfit(spec: dict, rows: list[dict], tmp: Path) -> dict:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
-    from domainfit.models import resolve_model
+    from domainfit.modeling import resolve_model
 
     t0 = time.perf_counter()
     model = SetFitModel.from_pretrained(str(resolve_model("default").path))

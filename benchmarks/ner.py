@@ -75,7 +75,7 @@ def _run_peer(dataset: str, tmp: Path) -> dict:
                               Trainer, TrainingArguments)
 
     from domainfit.data.tokens import repair_bio
-    from domainfit.models import resolve_model
+    from domainfit.modeling import resolve_model
     from domainfit.tasks import get_task
 
     path = str(resolve_model("default").path)

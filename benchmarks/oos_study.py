@@ -65,7 +65,7 @@ def main() -> None:
     import customer_service
     from domainfit.data import ColumnSpec, load_dataset, train_val_split
     from domainfit.inference import load
-    from domainfit.models import resolve_model
+    from domainfit.modeling import resolve_model
     from domainfit.ood import METHODS, OutOfScopeDetector, auroc, tradeoff
 
     held = customer_service.held_out_bundle(args.held_out, args.seed)

@@ -178,7 +178,7 @@ def main() -> None:
         sys.exit("run benchmarks/inference.py first (it builds the int8 model)")
     texts, _ = read_csv(SHARED_DATA / "banking77" / "test.csv")
     with tempfile.TemporaryDirectory() as tmp:
-        from domainfit.serving import Registry
+        from domainfit.stores import Registry
 
         registry = Registry(Path(tmp) / "registry")
         registry.add("banking77", model, stage="production")
