@@ -318,6 +318,8 @@ def test_generation_composes_from_passages_and_keeps_the_sources(bundle, tiny_lm
 
 
 def test_a_follow_up_keeps_the_last_intent(bundle):
+    """White-box: reads the assistant's private per-message scores (``_classify``) to find a
+    follow-up that is confident only in context, which no public answer shows on its own."""
     bot = Assistant(bundle)
     first = "where is my card"
     candidates = ["and now", "yet?", "please", "today", "what about it", "hmm"]

@@ -197,6 +197,8 @@ def test_cli_zeroshot_and_method_errors(tmp_path, tiny_model):
 
 
 def test_lm_backend_scores_each_label_as_the_answer(tmp_path, tiny_lm, intents_csv):
+    """White-box at the end: the scorer's private raw scores and prompt are compared with
+    scoring each whole sequence by hand (the cached-prompt shortcut must not change them)."""
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "lm"
