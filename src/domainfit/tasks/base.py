@@ -43,6 +43,7 @@ class Runtime(Protocol):
     """What :meth:`Task.answer_items` calls on a loaded model (``domainfit.inference.Predictor``)."""
 
     labels: list[str]
+    index: Any  # a retrieval model's search index (a ``Corpus``), or None
 
     def scores(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> torch.Tensor: ...
 
