@@ -1,16 +1,21 @@
 """The artifact: a model folder that loads without its training data, config or network.
 
 ``domainfit.json`` (the manifest, built and checked by :mod:`.manifest`), the weights
-(safetensors or ONNX), the tokenizer and optional parts; written atomically, manifest last.
+(safetensors or ONNX), the tokenizer and optional parts; written atomically, manifest last,
+with the sha256 of every file it holds. :func:`verify_artifact` checks a folder without
+loading its model; :func:`load_tokenizer` refuses a tokenizer that is missing or not the
+encoder's.
 """
 
 from .folder import PARITY_SAMPLE, is_artifact, read_manifest, read_parity_sample, write_artifact, write_parity_sample
 from .manifest import (FORMAT_VERSION, MANIFEST, build_bundle_manifest, build_manifest, check_bundle_manifest,
                        check_manifest, derive_manifest)
+from .tokenizer import load_tokenizer
+from .verify import verify_artifact
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "PARITY_SAMPLE", "build_manifest", "derive_manifest", "check_manifest",
            "build_bundle_manifest", "check_bundle_manifest", "is_artifact", "read_manifest", "write_artifact",
-           "write_parity_sample", "read_parity_sample", "load_model"]
+           "write_parity_sample", "read_parity_sample", "load_model", "load_tokenizer", "verify_artifact"]
 
 
 def __getattr__(name: str):

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ManifestError
-from ..core.io import staged_folder
+from ..core.io import inside, staged_folder
 from ..core.version import __version__
+from .files import TOKENIZER_FILES, record_files
 from .manifest import MANIFEST, check_manifest
 
 __all__ = ["write_artifact", "read_manifest", "is_artifact", "PARITY_SAMPLE", "write_parity_sample",
@@ -49,7 +50,7 @@ def read_manifest(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ManifestError(f"Model folder {path} does not exist.")
-    manifest = path / MANIFEST
+    manifest = inside(path, MANIFEST)
     if not manifest.is_file():
         hint = (" It holds an unfinished training run: re-run the same train command to resume it."
                 if (path / "checkpoints").exists() else "")
@@ -80,6 +81,11 @@ def write_artifact(dest: str | Path, manifest: dict, *, tensors: dict | None = N
         fill: ``fn(staging)`` that writes further files (the report, an ONNX graph...); it
             may return a dict of manifest sections it measured, which are added to the
             manifest before it is written. An error in ``fill`` writes nothing.
+
+    The manifest records the sha256 of every file written at the folder's top level
+    (``files``) and which of them are the tokenizer's (``tokenizer_files``: what
+    ``save_pretrained`` wrote, or, without ``tokenizer``, the tokenizer files ``fill`` wrote),
+    so that a reader can tell a folder that lost or changed a file.
     """
     manifest = check_manifest(manifest, "the new manifest")
     with staged_folder(dest, merge=True, last=MANIFEST) as staging:
@@ -92,11 +98,15 @@ def write_artifact(dest: str | Path, manifest: dict, *, tensors: dict | None = N
                       str(staging / manifest["weights"]), metadata={"format": "pt", "domainfit": __version__})
         if encoder_config is not None:
             encoder_config.to_json_file(str(staging / "config.json"))
+        before = {p.name for p in staging.iterdir()}
         if tokenizer is not None:
             tokenizer.save_pretrained(str(staging))
+        tokenizer_files = {p.name for p in staging.iterdir()} - before
         measured = fill(staging) if fill is not None else None
-        if measured:
-            manifest = check_manifest({**manifest, **measured}, "the new manifest")
+        if tokenizer is None:
+            tokenizer_files = {p.name for p in staging.iterdir() if p.name in TOKENIZER_FILES}
+        manifest = check_manifest({**manifest, **(measured or {}), **record_files(staging, sorted(tokenizer_files))},
+                                  "the new manifest")
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return Path(dest)
 

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import DomainfitError
+from ..core.errors import ManifestError
+from ..core.io import inside
+from .files import CONFIG, check_files
 from .folder import read_manifest
+from .manifest import MANIFEST
 
 __all__ = ["load_model"]
 
@@ -17,11 +20,15 @@ __all__ = ["load_model"]
 def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Module:
     """The model of an artifact folder, ready to predict (eval mode, CPU). No pickle, no network.
 
+    The files the manifest names are checked first (:func:`~domainfit.artifact.files.check_files`).
+
     Raises:
-        DomainfitError: the folder is not an artifact, or its weights do not match its model.
+        ManifestError: the folder is not an artifact, a file is missing, damaged or outside
+            the folder, or the weights do not match the model the manifest describes.
     """
     path = Path(path)
     manifest = manifest or read_manifest(path)
+    check_files(path, manifest)
     if manifest.get("backend") == "onnx":
         from ..modeling.onnx_runtime import load_onnx
 
@@ -32,6 +39,7 @@ def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Modul
 
 
 def _torch_model(path: Path, manifest: dict) -> torch.nn.Module:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ..methods import get_method
@@ -43,7 +51,10 @@ def _torch_model(path: Path, manifest: dict) -> torch.nn.Module:
     head = manifest["model"]
     whole = manifest["weights"] == "model.safetensors"  # e.g. a self-trained zero-shot model stores it all
     if whole:
-        encoder = build_encoder(str(path), from_config=True)
+        try:
+            encoder = build_encoder(str(path), from_config=True)
+        except (ValueError, KeyError, TypeError, OSError) as exc:  # what transformers raises for a bad config
+            raise ManifestError(f"{path / CONFIG} does not describe a model transformers can build ({exc}).") from exc
     else:
         base = resolve_model(manifest["base_model"]["name"])
         expected = manifest["base_model"].get("weights_sha256")
@@ -57,11 +68,27 @@ def _torch_model(path: Path, manifest: dict) -> torch.nn.Module:
     if not whole:
         ctx = MethodContext(total_steps=None, model_type=encoder.config.model_type, training=False)
         model = method.apply(model, settings, ctx)
-    state = load_file(str(path / manifest["weights"]))
-    result = model.load_state_dict(state, strict=whole)
+    weights = inside(path, manifest["weights"])
+    try:
+        state = load_file(str(weights))
+        result = model.load_state_dict(state, strict=whole)
+    except (SafetensorError, RuntimeError, OSError, ValueError) as exc:  # RuntimeError: a shape mismatch
+        raise ManifestError(f"{weights} does not hold the weights of the model {MANIFEST} describes "
+                            f"({_first_line(exc)}).") from exc
     if result.unexpected_keys:
-        raise DomainfitError(f"{path}: weights do not match the model ({result.unexpected_keys[:3]}).")
+        raise ManifestError(f"{weights} does not hold the weights of the model {MANIFEST} describes "
+                            f"(unexpected {result.unexpected_keys[:3]}).")
     return model.eval()
+
+
+def _first_line(exc: Exception) -> str:
+    """The gist of a library's error: its first line, with the next when it only introduces
+    a list (torch: "Error(s) in loading state_dict for X:" then "size mismatch for ...")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    gist = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return gist[:400]
 
 
 def _label_scorer(manifest: dict):

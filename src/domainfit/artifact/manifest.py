@@ -2,7 +2,8 @@
 check every reader runs.
 
 The schema names what other parts rely on (task, labels, the model's shape, the base model,
-the method, the weights file, the backend); sections that only record what happened
+the method, the weights file, the backend, the sha256 of every file); fields that name a
+file hold a plain name inside the folder, never a path; sections that only record what happened
 (``config``, ``training``, ``data``, ``metrics``...) are free-form mappings, and unknown
 top-level fields are kept, so a manifest written by a newer release of the same format still
 loads. Bundles of the apps (a folder of artifacts) have their own small manifest, built and
@@ -12,11 +13,12 @@ checked here too.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..core.errors import ManifestError
+from ..core.io import is_plain_name
 from ..core.version import __version__
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "build_manifest", "check_manifest", "derive_manifest",
@@ -24,6 +26,24 @@ __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "build_manifest", "check_ma
 
 FORMAT_VERSION = 1
 MANIFEST = "domainfit.json"
+
+
+def _plain(name: str) -> str:
+    if not is_plain_name(name):
+        raise ValueError("must be the plain name of a file in the model folder (no '/', '\\', '..' or "
+                         "absolute path)")
+    return name
+
+
+def _sha256(digest: str) -> str:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError("must be a sha256 digest (64 lowercase hex digits)")
+    return digest
+
+
+FileName = Annotated[str, AfterValidator(_plain)]
+"""A field that names a file of the artifact folder: a plain name, never a path."""
+Digest = Annotated[str, AfterValidator(_sha256)]
 
 
 class _Section(BaseModel):
@@ -76,13 +96,25 @@ class Manifest(BaseModel):
     base_model: BaseModelInfo
     method: MethodInfo
     model: ModelInfo
-    weights: str | None = None
+    weights: FileName | None = None
     backend: Literal["torch", "onnx"] = "torch"
+    files: dict[FileName, Digest] = Field(default_factory=dict)
+    """sha256 of every file at the folder's top level when it was written (weights,
+    ``config.json``, tokenizer files...); empty in manifests written before it was recorded."""
+    tokenizer_files: list[FileName] = Field(default_factory=list)
+    """The files of the tokenizer (each also in ``files``)."""
     config: dict[str, Any] = Field(default_factory=dict)
     training: TrainingInfo = Field(default_factory=TrainingInfo)
     data: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tokenizer_files_recorded(self):
+        missing = [n for n in self.tokenizer_files if n not in self.files]
+        if missing:
+            raise ValueError(f"tokenizer file {missing[0]!r} has no sha256 in 'files'")
+        return self
 
 
 def _now() -> str:
@@ -137,7 +169,9 @@ def build_manifest(*, task: str, labels: list[str], base_model: dict, method: di
 def derive_manifest(source: dict, **changes: Any) -> dict:
     """A new artifact's manifest from another's (an export of it): ``changes`` replace
     sections, and the format, release and time are the new artifact's."""
-    body = {k: v for k, v in source.items() if k not in ("format_version", "domainfit_version", "created_at")}
+    # ``files`` describe the source's folder; write_artifact records the new folder's own.
+    dropped = ("format_version", "domainfit_version", "created_at", "files", "tokenizer_files")
+    body = {k: v for k, v in source.items() if k not in dropped}
     body.update(changes)
     return build_manifest(**body)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["DomainfitError", "DataError", "Problem", "ModelNotFoundError", "ConfigError", "ManifestError",
-           "RequestError"]
+           "RequestError", "RegistryError", "RegistryConflict"]
 
 
 class DomainfitError(Exception):
@@ -25,7 +25,26 @@ class ModelNotFoundError(DomainfitError):
 
 
 class ManifestError(DomainfitError):
-    """A model folder's ``domainfit.json`` is missing, unreadable or has a bad field."""
+    """A model folder's ``domainfit.json`` is missing, unreadable or has a bad field, or a
+    file it names is missing, damaged or outside the folder."""
+
+
+class RegistryError(DomainfitError):
+    """A registry entry that cannot be read (a corrupt ``registry.json``) or a name it does
+    not hold. ``status`` and ``code`` say how a server answers it (404 ``unknown_model``, or
+    409 ``corrupt_registry``)."""
+
+    def __init__(self, message: str, code: str = "corrupt_registry", status: int = 409):
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
+
+
+class RegistryConflict(RegistryError):
+    """A registry change refused because it would serve a version that does not load (code
+    ``broken_version``, HTTP 409); ``registry.json`` is left as it was."""
+
+    def __init__(self, message: str, code: str = "broken_version", status: int = 409):
+        super().__init__(message, code, status)
 
 
 class RequestError(DomainfitError):

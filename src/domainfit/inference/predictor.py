@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..artifact import read_manifest
+from ..artifact import load_tokenizer, read_manifest
 from ..artifact.load import load_model
 from ..core.errors import DomainfitError
 from ..data.batching import encode_texts
@@ -41,9 +41,7 @@ class Predictor:
         self.labels: list[str] = list(self.manifest.get("labels", []))
         self.max_length: int = self.manifest["model"]["max_length"]
         if tokenizer is None:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+            tokenizer = load_tokenizer(self.path, self.manifest)  # checked: a missing one is refused
         self.tokenizer = tokenizer
         self.model = (model if model is not None else load_model(self.path, self.manifest)).eval()
         self._index = None

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import DataError, DomainfitError, Problem
+from ..core.io import inside
 from ..tasks.retrieval import Corpus
 
 __all__ = ["load_index", "read_corpus", "Index", "Hit", "APPROXIMATE_FROM", "BACKENDS", "INDEX_DIR", "has_faiss"]
@@ -123,13 +124,13 @@ def load_index(model_path: str | Path, embed: Callable[[list[str]], np.ndarray] 
     artifact's model, e.g. ``Predictor.embed``)."""
     from safetensors.numpy import load_file
 
-    folder = Path(model_path) / INDEX_DIR
-    if not (folder / "index.json").is_file():
+    if not (Path(model_path) / INDEX_DIR / "index.json").is_file():
         return None
-    meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
-    vectors = load_file(str(folder / "embeddings.safetensors"))["embeddings"]
+    folder = inside(model_path, INDEX_DIR)  # never a link out of the model folder
+    meta = json.loads(inside(folder, "index.json").read_text(encoding="utf-8"))
+    vectors = load_file(str(inside(folder, "embeddings.safetensors")))["embeddings"]
     ids, texts, fields = [], [], []
-    with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
+    with inside(folder, "corpus.jsonl").open(encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             ids.append(row["id"])
@@ -142,5 +143,5 @@ def load_index(model_path: str | Path, embed: Callable[[list[str]], np.ndarray] 
                                  "domainfit index MODEL --corpus FILE --backend exact")
         import faiss
 
-        ann = faiss.read_index(str(folder / "hnsw.index"))
+        ann = faiss.read_index(str(inside(folder, "hnsw.index")))
     return Index(vectors, texts, ids, fields, meta, ann, embed)

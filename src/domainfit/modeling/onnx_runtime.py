@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.errors import DomainfitError
+from ..core.errors import DomainfitError, ManifestError
+from ..core.io import inside
 
 __all__ = ["OnnxModel", "load_onnx"]
 
@@ -95,7 +96,17 @@ class OnnxModel:
 
 
 def load_onnx(path: Path, manifest: dict) -> OnnxModel:
-    """The graph of an ONNX artifact folder (``manifest["weights"]``)."""
-    if not (path / manifest["weights"]).is_file():
-        raise DomainfitError(f"{path}: {manifest['weights']} is missing.")
-    return OnnxModel(path / manifest["weights"], embedding=manifest["model"].get("kind") == "embedding")
+    """The graph of an ONNX artifact folder (``manifest["weights"]``, a file inside it).
+
+    Raises:
+        ManifestError: the graph is missing, outside the folder, or onnxruntime cannot read it.
+    """
+    graph = inside(path, manifest["weights"])
+    if not graph.is_file():
+        raise ManifestError(f"{graph} is missing: the ONNX graph of this model.")
+    try:
+        return OnnxModel(graph, embedding=manifest["model"].get("kind") == "embedding")
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail...) for a bad graph
+        text = str(exc).strip()
+        raise ManifestError(f"{graph} is not an ONNX graph onnxruntime can run "
+                            f"({text.splitlines()[0][:300] if text else type(exc).__name__}).") from exc

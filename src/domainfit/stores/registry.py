@@ -14,6 +14,14 @@ name), ``archived``. ``promote`` makes a version production and archives the for
 one ``os.replace`` under an exclusive file lock, so a serving process that re-reads it
 sees either the old or the new state, never half of one. Names are checked so that no name
 can point outside the registry folder.
+
+A version is checked (:func:`domainfit.artifact.verify_artifact`: manifest, files, sha256)
+before it is copied in, and again before it becomes production (``promote``, ``rollback``,
+``add --stage production``): a broken one raises :class:`RegistryConflict` and nothing
+changes. Only ``add`` creates folders. Entries that cannot be read (a corrupt
+``registry.json``) are left out of :meth:`Registry.names` and reported by
+:meth:`Registry.problems`, so that one bad entry never hides the others; folders whose names
+start with a dot (a ``remove`` cut short) are ignored.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ import json
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
-from ..artifact import is_artifact, read_manifest
-from ..core.errors import DomainfitError
+from ..artifact import is_artifact, verify_artifact
+from ..core.errors import DomainfitError, ManifestError, RegistryConflict, RegistryError
 from ..core.io import atomic_write_text, staged_folder
 
 __all__ = ["Registry", "STAGES", "check_name"]
@@ -51,6 +60,35 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _parse_state(name: str, path: Path) -> dict:
+    """``registry.json`` of ``name``, checked for the fields the registry relies on."""
+    def corrupt(why: str) -> RegistryError:
+        return RegistryError(f"{path} (model {name!r}) is corrupt: {why}. Restore it from a backup, or remove the "
+                             f"folder {path.parent} to drop the model.")
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise corrupt("it is not UTF-8 text") from None
+    except OSError as exc:
+        raise corrupt(f"it cannot be read ({exc.strerror or exc})") from None
+    if not text.strip():
+        raise corrupt("it is empty")
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise corrupt(f"it is not valid JSON ({exc})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("versions"), list):
+        raise corrupt("it holds no list of versions")
+    for v in state["versions"]:
+        if not (isinstance(v, dict) and type(v.get("version")) is int and v.get("stage") in STAGES):
+            raise corrupt(f"a version entry is malformed ({str(v)[:80]})")
+    history = state.setdefault("history", [])
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        raise corrupt("its history is not a list of events")
+    return state
+
+
 class Registry:
     """Operations on a registry folder (created on first ``add``)."""
 
@@ -68,17 +106,48 @@ class Registry:
         watches its modification time to pick up promotions."""
         return self._folder(name) / STATE
 
-    def names(self) -> list[str]:
+    def _entries(self) -> tuple[list[str], dict[str, str]]:
+        """The names whose ``registry.json`` reads, and a message for each that does not."""
+        names, problems = [], {}
         if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / STATE).is_file())
+            return names, problems
+        for p in sorted(self.root.iterdir()):
+            if p.name.startswith(".") or not _NAME.match(p.name) or ".." in p.name or not (p / STATE).is_file():
+                continue  # leftovers (.NAME.removed), stray files, a model being added
+            try:
+                _parse_state(p.name, p / STATE)
+            except (RegistryError, OSError) as exc:
+                problems[p.name] = str(exc)
+                continue
+            names.append(p.name)
+        return names, problems
+
+    def names(self) -> list[str]:
+        """The models of the registry whose entry reads (see :meth:`problems` for the others)."""
+        return self._entries()[0]
+
+    def problems(self) -> dict[str, str]:
+        """Models whose entry cannot be read, each with a message saying why (a corrupt
+        ``registry.json``); a server reports them and serves the others.
+
+        Example:
+            >>> Registry("models").problems()                          # doctest: +SKIP
+            {'intents': "models/intents/registry.json (model 'intents') is corrupt: it is empty. ..."}
+        """
+        return self._entries()[1]
 
     def state(self, name: str) -> dict:
+        """``name``'s versions and history (``registry.json``).
+
+        Raises:
+            RegistryError: no such model (code ``unknown_model``, 404), or its file is
+                corrupt (``corrupt_registry``, 409).
+        """
         path = self._folder(name) / STATE
         if not path.is_file():
             known = ", ".join(self.names()) or "none"
-            raise DomainfitError(f"no model named {name!r} in {self.root} (models: {known})")
-        return json.loads(path.read_text(encoding="utf-8"))
+            raise RegistryError(f"no model named {name!r} in {self.root} (models: {known})", "unknown_model", 404)
+        return _parse_state(name, path)
 
     def production(self, name: str) -> tuple[int, Path] | None:
         """The production version and its folder, or None."""
@@ -92,9 +161,14 @@ class Registry:
         return self._folder(name) / "versions" / str(version)
 
     @contextlib.contextmanager
-    def _locked(self, name: str):
+    def _locked(self, name: str, create: bool = False):
+        """Hold ``name``'s lock. Only ``create`` (an ``add``) makes the model's folder; for
+        anything else an unknown name fails before anything is written."""
         folder = self._folder(name)
-        folder.mkdir(parents=True, exist_ok=True)
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            self.state(name)  # raises for an unknown name
         with open(folder / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -105,6 +179,16 @@ class Registry:
     def _write(self, folder: Path, state: dict) -> None:
         atomic_write_text(folder / STATE, json.dumps(state, indent=2) + "\n")
 
+    def _check_servable(self, name: str, version: int, path: Path | None = None) -> None:
+        """Raise :class:`RegistryConflict` unless ``version``'s folder (or ``path``, its copy
+        being staged) is a whole artifact."""
+        path = path or self._folder(name) / "versions" / str(version)
+        try:
+            verify_artifact(path)
+        except ManifestError as exc:
+            raise RegistryConflict(f"version {version} of {name} is broken, so it is not made production: {exc} "
+                                   f"({STATE} is unchanged)") from None
+
     @staticmethod
     def _version(state: dict, version: int) -> dict:
         for v in state["versions"]:
@@ -114,30 +198,55 @@ class Registry:
         raise DomainfitError(f"no version {version} (versions: {listed})")
 
     def add(self, name: str, artifact: str | Path, stage: str = "staging") -> int:
-        """Copy an artifact in as the next version; returns its number."""
+        """Copy an artifact in as the next version; returns its number.
+
+        The artifact is checked first (:func:`~domainfit.artifact.verify_artifact`): a
+        broken one changes nothing (no folder, no ``registry.json`` entry).
+
+        With ``stage="production"`` the copy is checked too, before ``registry.json``
+        changes, so the new version is served whole or not added at all.
+
+        Raises:
+            ManifestError: the artifact is broken (named file). RegistryError: the model's
+                ``registry.json`` is corrupt. RegistryConflict: ``stage="production"`` and the
+                copy does not verify (nothing added).
+        """
         if stage not in STAGES:
             raise DomainfitError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        self._folder(name)  # a bad name fails before anything is read
         if not is_artifact(artifact):
             raise DomainfitError(f"{artifact} is not a domainfit model folder (no domainfit.json)")
-        manifest = read_manifest(artifact)
-        with self._locked(name) as folder:
+        manifest = verify_artifact(artifact)
+        existed = self._folder(name).exists()
+        try:
+            version = self._add_version(name, artifact, manifest, verify_copy=stage == "production")
+        except BaseException:
+            folder = self._folder(name)
+            if not existed and not (folder / STATE).is_file():  # a new model whose first add failed
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if stage == "production":
+            self._promote(name, version, verified=True)
+        elif stage == "archived":
+            self._set_stage(name, version, "archived")
+        return version
+
+    def _add_version(self, name: str, artifact: str | Path, manifest: dict, verify_copy: bool) -> int:
+        with self._locked(name, create=True) as folder:
             path = folder / STATE
-            state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"name": name,
-                                                                                          "versions": [], "history": []}
+            state = self.state(name) if path.is_file() else {"name": name, "versions": [], "history": []}
             version = max((v["version"] for v in state["versions"]), default=0) + 1
             versions = folder / "versions"
             versions.mkdir(exist_ok=True)
             with staged_folder(versions / str(version)) as staging:
                 shutil.copytree(artifact, staging, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("checkpoints", "run.json", ".*"))
+                if verify_copy:
+                    self._check_servable(name, version, staging)
             state["versions"].append({"version": version, "stage": "staging", "added": _now(),
                                       "source": str(artifact), "task": manifest.get("task"),
                                       "metrics": manifest.get("metrics", {})})
             self._write(folder, state)
-        if stage == "production":
-            self.promote(name, version)
-        elif stage == "archived":
-            self._set_stage(name, version, "archived")
         return version
 
     def _set_stage(self, name: str, version: int, stage: str) -> None:
@@ -147,13 +256,22 @@ class Registry:
             self._write(folder, state)
 
     def promote(self, name: str, version: int) -> dict:
-        """Make ``version`` production (the former production version is archived)."""
+        """Make ``version`` production (the former production version is archived).
+
+        Raises:
+            RegistryConflict: the version's folder does not verify; nothing changed.
+        """
+        return self._promote(name, version, verified=False)
+
+    def _promote(self, name: str, version: int, verified: bool) -> dict:
         with self._locked(name) as folder:
             state = self.state(name)
             target = self._version(state, version)
             previous = next((v for v in state["versions"] if v["stage"] == "production"), None)
             if previous is target:
                 return target
+            if not verified:
+                self._check_servable(name, version)
             if previous is not None:
                 previous["stage"] = "archived"
             target["stage"] = "production"
@@ -163,7 +281,11 @@ class Registry:
             return target
 
     def rollback(self, name: str) -> dict:
-        """Bring back the version that was production before the current one."""
+        """Bring back the version that was production before the current one.
+
+        Raises:
+            RegistryConflict: that version's folder does not verify; nothing changed.
+        """
         with self._locked(name) as folder:
             state = self.state(name)
             current = next((v for v in state["versions"] if v["stage"] == "production"), None)
@@ -175,6 +297,7 @@ class Registry:
             if current is None or previous is None:
                 raise DomainfitError(f"{name} has no earlier production version to roll back to")
             target = self._version(state, previous)
+            self._check_servable(name, previous)
             current["stage"] = "archived"
             target["stage"] = "production"
             state["history"].append({"at": _now(), "action": "rollback", "version": previous,
@@ -189,7 +312,8 @@ class Registry:
             if version is None:
                 if any(v["stage"] == "production" for v in state["versions"]):
                     raise DomainfitError(f"{name} has a production version; archive it (promote another) first")
-                doomed = folder.with_name(f".{name}.removed")
+                # a unique name: a leftover of an earlier remove cut short must not block this one
+                doomed = folder.with_name(f".{name}.removed-{uuid.uuid4().hex[:8]}")
                 os.replace(folder, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
                 return
@@ -201,9 +325,14 @@ class Registry:
             shutil.rmtree(folder / "versions" / str(version), ignore_errors=True)
 
     def listing(self) -> list[dict]:
-        """Every version of every model: name, version, stage, task, added."""
+        """Every version of every model whose entry reads (see :meth:`problems`): name,
+        version, stage, task, added."""
         rows = []
         for name in self.names():
-            for v in self.state(name)["versions"]:
+            try:
+                versions = self.state(name)["versions"]
+            except RegistryError:  # removed or broken since names() read it
+                continue
+            for v in versions:
                 rows.append({"name": name, **{k: v.get(k) for k in ("version", "stage", "task", "added")}})
         return rows
