@@ -52,6 +52,24 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def served_models(tmp_path_factory, tiny_model) -> list[Path]:
+    """Two small trained classifiers for the server tests (different seeds, so that their
+    versions can be told apart)."""
+    import domainfit
+    from helpers import fast_settings, write_task_data
+
+    folder = tmp_path_factory.mktemp("served")
+    data = write_task_data(folder, "classification")
+    out = []
+    for seed in (1, 2):
+        path = folder / f"m{seed}"
+        domainfit.train(output=str(path), model=str(tiny_model),
+                        **fast_settings(**{"data.train": str(data), "training.seed": seed, "training.epochs": 4}))
+        out.append(path)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_model_no_dropout(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-bert-nodrop"), dropout=0.0)
 

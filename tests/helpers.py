@@ -111,18 +111,20 @@ def write_pair_data(tmp_path: Path, kind: str = "classes") -> Path:
 
 @contextlib.contextmanager
 def running_app(app):
-    """Serve an ASGI app with uvicorn on a free loopback port (a real server, in a thread);
-    yields its base URL."""
+    """Serve an ASGI app with uvicorn on a free loopback port (a real server, in a thread,
+    configured as ``domainfit serve`` configures it); yields its base URL."""
     import socket
     import threading
     import time
 
     import uvicorn
 
+    from domainfit.serving.run import uvicorn_config
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 60

@@ -70,7 +70,8 @@ def bundle(tmp_path_factory, tiny_model):
     recipe = load_recipe(intents={"data": str(folder / "intents.csv"), "model": str(tiny_model),
                                   "settings": fast_settings(**{"training.epochs": 12})},
                          answers=str(folder / "answers.csv"), faq={"data": str(folder / "faq.csv")},
-                         docs=str(folder / "docs"), retrieval={"model": str(tiny_model), "min_score": 0.99})
+                         docs=str(folder / "docs"), retrieval={"model": str(tiny_model), "min_score": 0.99},
+                         client_slots=["card_type"])
     return train_bundle(recipe, folder / "bundle")
 
 
@@ -479,7 +480,9 @@ def test_chat_api_sessions_feedback_handoffs_and_bad_messages(bundle, tmp_path):
         for bad, status in ((" \n\t ", 422), ("", 422), ("x" * 10_001, 413)):
             resp = httpx.post(f"{url}/v1/chat", json={"message": bad})
             assert resp.status_code == status and resp.json()["error"]["message"], resp.text
-        assert httpx.post(f"{url}/v1/chat", content=b"{not json", timeout=10).status_code == 400
+        assert httpx.post(f"{url}/v1/chat", content=b"{not json", headers={"content-type": "application/json"},
+                          timeout=10).status_code == 400
+        assert httpx.post(f"{url}/v1/chat", content=b"{not json", timeout=10).status_code == 415
         assert httpx.post(f"{url}/v1/chat", json={"message": 5}).status_code == 422
         assert httpx.post(f"{url}/v1/chat", json={"message": "hi", "context": {"a": "x" * 300}}).status_code == 422
         for odd in ("😀🙏🎉", "¿Dónde está mi tarjeta? 我的卡在哪里", "x" * 10_000,
@@ -497,6 +500,48 @@ def test_chat_api_sessions_feedback_handoffs_and_bad_messages(bundle, tmp_path):
         assert "default-src 'self'" in page.headers["content-security-policy"]
         assert httpx.post(f"{url}/v1/models/intent/predict", json={"texts": ["refund my order"]}).status_code == 200
         assert 'domainfit_predicted_items_total{model="chat"}' in httpx.get(f"{url}/metrics").text
+
+
+@pytest.mark.integration
+def test_chat_keeps_bad_strings_and_foreign_slots_out(bundle, tmp_path):
+    """A lone surrogate fails its own message only; a client sets only the bundle's client
+    slots (never an operator's value such as a link), and the page may not be framed."""
+    import concurrent.futures
+
+    db = tmp_path / "conv.db"
+    app = create_chat_app(bundle, ServeSettings(max_wait_ms=50, db_url=f"sqlite:///{db}"), db_url=f"sqlite:///{db}")
+    with running_app(app) as url:
+        json_type = {"content-type": "application/json"}
+        bad_message = b'{"message": "where is my card \\ud800"}'
+        with concurrent.futures.ThreadPoolExecutor(21) as pool:
+            bad = pool.submit(httpx.post, f"{url}/v1/chat", content=bad_message, headers=json_type, timeout=60)
+            codes = list(pool.map(lambda _: httpx.post(f"{url}/v1/chat", json={"message": "where is my card"},
+                                                       timeout=60).status_code, range(20)))
+        assert codes == [200] * 20 and bad.result().status_code == 422
+        assert httpx.post(f"{url}/v1/chat", content=b'{"message": "hi", "context": {"card_type": "\\udc00"}}',
+                          headers=json_type).status_code == 422
+        foreign = httpx.post(f"{url}/v1/chat", json={"message": "where is my card", "context": {"days": "1 hour"}})
+        assert foreign.status_code == 422 and "days" in foreign.json()["error"]["message"]
+        r = httpx.post(f"{url}/v1/chat", json={"message": "where is my card", "context": {"card_type": "Visa"}},
+                       timeout=60).json()
+        huge = httpx.post(f"{url}/v1/chat/feedback", json={"session_id": r["session_id"], "turn": 10 ** 30,
+                                                           "helpful": True})
+        assert huge.status_code == 422
+        page = httpx.get(f"{url}/chat")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        stored = httpx.post(f"{url}/v1/feedback", json={"text": "where is my card", "correct_label": "card_arrival"})
+        assert stored.status_code == 200
+    from domainfit.stores import FeedbackStore
+
+    assert FeedbackStore(f"sqlite:///{db}").count() == 1  # feedback goes to the server's --db
+
+
+def test_a_client_cannot_set_an_operator_slot(bundle):
+    bot = Assistant(bundle)
+    bot.threshold = np.inf  # every intent is confident
+    assert bot.client_slots == {"card_type"}
+    r = bot.answer("where is my card", context={"card_type": "Visa", "days": "http://evil.example"})
+    assert r["route"] == "intent" and r["answer"] == "Your Visa arrives within 5 days."
 
 
 @pytest.mark.integration

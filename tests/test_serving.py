@@ -19,7 +19,7 @@ import domainfit
 from domainfit.core.errors import DomainfitError
 from domainfit.serving import ServeSettings, create_app
 from domainfit.stores import FeedbackStore, Registry
-from helpers import fast_settings, run_cli, running_app, write_task_data
+from helpers import run_cli, running_app
 
 KEY = "s3cret-key-for-tests"
 
@@ -27,17 +27,8 @@ KEY = "s3cret-key-for-tests"
 pytestmark = pytest.mark.integration  # every test here runs a real server
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, tiny_model):
-    """Two small classifiers (different seeds, so their versions can be told apart)."""
-    folder = tmp_path_factory.mktemp("served")
-    data = write_task_data(folder, "classification")
-    out = []
-    for seed in (1, 2):
-        path = folder / f"m{seed}"
-        domainfit.train(output=str(path), model=str(tiny_model),
-                        **fast_settings(**{"data.train": str(data), "training.seed": seed, "training.epochs": 4}))
-        out.append(path)
-    return out
+def models(served_models):
+    return served_models
 
 
 def running(source, **options):
@@ -69,11 +60,12 @@ def test_predict_health_models_metrics(models, tmp_path):
         assert body["predictions"][0]["score"] == pytest.approx(expected["score"], abs=1e-5)
         as_form = httpx.post(f"{url}/v1/models/{name}/predict", content=b'{"texts": ["where is my card"]}',
                              headers={"content-type": "application/x-www-form-urlencoded"})  # what curl -d sends
-        assert as_form.status_code == 200 and as_form.json()["predictions"][0]["label"] == "card"
+        assert _error(as_form, 415)["code"] == "unsupported_media_type"  # so no web form can post to the API
         spec = httpx.get(f"{url}/openapi.json").json()
         assert "/v1/models/{name}/predict" in spec["paths"] and "/v1/feedback" in spec["paths"]
         metrics = httpx.get(f"{url}/metrics").text
-        assert 'domainfit_requests_total{endpoint="/v1/models/{name}/predict",status="200"} 2.0' in metrics
+        assert 'domainfit_requests_total{endpoint="/v1/models/{name}/predict",status="200"} 1.0' in metrics
+        assert 'domainfit_errors_total{endpoint="unmatched",status="415"} 1.0' in metrics  # refused unread
         assert "domainfit_batch_size_bucket" in metrics and "domainfit_request_latency_seconds_bucket" in metrics
 
 
@@ -129,26 +121,35 @@ def test_every_bad_request_gets_a_clear_4xx(models):
         assert _error(httpx.post(f"{url}/v1/models/..%2F..%2Fetc/predict", json={"texts": ["a"]}), 404)
         assert _error(httpx.get(f"{url}/v1/models/{name}/predict"), 405)
         assert _error(httpx.get(f"{url}/no/such/path"), 404)
-        chunked = httpx.post(f"{url}/v1/models/{name}/predict", content=iter([b'{"texts": ["', b"a" * 2000, b'"]}']))
+        chunked = httpx.post(f"{url}/v1/models/{name}/predict", content=iter([b'{"texts": ["', b"a" * 2000, b'"]}']),
+                             headers={"content-type": "application/json"})
         assert _error(chunked, 413)["code"] == "body_too_large"  # no Content-Length: counted while reading
         assert httpx.get(f"{url}/healthz").status_code == 200  # and the server is still fine
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+TEXT = st.text(max_size=30) | st.text(st.characters(categories=["Cs", "Lo", "Zs"]), max_size=8)  # lone surrogates
+NUMBER = st.integers() | st.integers(min_value=-10 ** 30, max_value=10 ** 30) | st.floats(allow_nan=False)
+CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded",
+                 "multipart/form-data; boundary=x", "application/xml", ""]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.recursive(st.none() | st.booleans() | NUMBER | TEXT,
                          lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-                             st.sampled_from(["texts", "pairs", "tokens", "query", "k", "top_k", "x"]) | st.text(max_size=5),
-                             inner, max_size=4), max_leaves=12))
-def test_fuzzed_bodies_never_get_a_5xx(fuzz_server, body):
-    r = httpx.post(f"{fuzz_server}/v1/models/m1/predict", content=json.dumps(body).encode(),
-                   headers={"content-type": "application/json"})
+                             st.sampled_from(["texts", "pairs", "tokens", "query", "k", "top_k", "x"]) | TEXT,
+                             inner, max_size=4), max_leaves=12),
+       ctype=st.sampled_from(CONTENT_TYPES), path=st.sampled_from(["/v1/models/m1/predict", "/v1/feedback"]))
+def test_fuzzed_bodies_never_get_a_5xx(fuzz_server, body, ctype, path):
+    r = httpx.post(f"{fuzz_server}{path}", content=json.dumps(body).encode(), headers={"content-type": ctype})
     assert r.status_code < 500, r.text
     assert r.status_code == 200 or "error" in r.json()
+    if not ctype.startswith("application/json"):
+        assert r.status_code == 415
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(models):
-    with running(models[0]) as url:
+def fuzz_server(models, tmp_path_factory):
+    with running(models[0], db_url=f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fb.db'}") as url:
         yield url
 
 

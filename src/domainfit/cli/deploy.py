@@ -40,7 +40,8 @@ def export(
 
 
 @app.command(epilog="Example: domainfit serve models/ --port 8000 --api-key $KEY\n\n"
-             "curl -s localhost:8000/v1/models/intents/predict -d '{\"texts\": [\"where is my card?\"]}'")
+             "curl -s localhost:8000/v1/models/intents/predict -H 'content-type: application/json' "
+             "-d '{\"texts\": [\"where is my card?\"]}'")
 def serve(
     path: Path = typer.Argument(..., help="An artifact folder, or a registry folder (domainfit registry)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
@@ -53,14 +54,24 @@ def serve(
     max_texts: int = typer.Option(256, "--max-texts", help="Texts per request."),
     max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per text."),
     max_body_bytes: int = typer.Option(1 << 20, "--max-body-bytes", help="Request body size."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Items that may wait per model; beyond, "
+                                            "503 with Retry-After at once (default: 8 x --max-batch)."),
+    request_timeout: float = typer.Option(60.0, "--request-timeout", help="Seconds a prediction may wait for its "
+                                          "answer (504 after); clients may ask for less with X-Request-Timeout."),
+    max_connections: int = typer.Option(1000, "--max-connections", help="Open connections and requests at once; "
+                                        "beyond, 503."),
+    allow_origin: Optional[list[str]] = typer.Option(None, "--allow-origin", help="A web origin whose pages may "
+                                                     "call the API (repeat for more); other cross-site browser "
+                                                     "requests are refused."),
 ) -> None:
-    """Serve models over HTTP (OpenAPI at /openapi.json): predictions, feedback, registry, metrics."""
+    """Serve models over HTTP (OpenAPI at /openapi.json, docs at /docs): predictions, feedback, registry, metrics."""
     from ..serving import ServeSettings, serve as run_server
 
     quiet_libraries()
     settings = ServeSettings(api_key=api_key, require_key=require_key, db_url=db, max_batch=max_batch,
                              max_wait_ms=max_wait_ms, max_texts=max_texts, max_chars=max_chars,
-                             max_body_bytes=max_body_bytes)
+                             max_body_bytes=max_body_bytes, max_queue=max_queue, request_timeout=request_timeout,
+                             max_connections=max_connections, allowed_origins=tuple(allow_origin or ()))
     run_server(path, host=host, port=port, settings=settings)
 
 
@@ -74,7 +85,8 @@ def registry_add(root: Path = typer.Argument(..., help="Registry folder."),
                  name: str = typer.Argument(..., help="Model name."),
                  model_dir: Path = typer.Argument(..., help="Artifact folder to copy in."),
                  stage: str = typer.Option("staging", "--stage", help="staging | production | archived.")) -> None:
-    """Copy an artifact into the registry as the model's next version."""
+    """Copy an artifact into the registry as the model's next version (checked first: a
+    broken model folder is refused and nothing changes)."""
     from ..stores import Registry
 
     version = Registry(root).add(name, model_dir, stage)
@@ -84,10 +96,14 @@ def registry_add(root: Path = typer.Argument(..., help="Registry folder."),
 @registry_app.command("list", epilog="Example: domainfit registry list models/")
 def registry_list(root: Path = typer.Argument(..., help="Registry folder."),
                   as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List every version of every model with its stage."""
+    """List every version of every model with its stage (a model whose entry cannot be read
+    is named on stderr)."""
     from ..stores import Registry
 
-    rows = Registry(root).listing()
+    registry = Registry(root)
+    for name, problem in registry.problems().items():
+        say(f"[yellow]warning:[/] {escape(name)} is left out: {escape(problem)}")
+    rows = registry.listing()
     if as_json:
         print_json(rows)
         return
@@ -98,7 +114,8 @@ def registry_list(root: Path = typer.Argument(..., help="Registry folder."),
 @registry_app.command("promote", epilog="Example: domainfit registry promote models/ intents 3")
 def registry_promote(root: Path = typer.Argument(...), name: str = typer.Argument(...),
                      version: int = typer.Argument(..., help="The version to serve.")) -> None:
-    """Make a version production (the former one is archived); servers pick it up within a second."""
+    """Make a version production (the former one is archived); servers pick it up within a second.
+    A version whose files do not verify is refused and nothing changes."""
     from ..stores import Registry
 
     Registry(root).promote(name, version)
@@ -133,10 +150,14 @@ app.add_typer(feedback_app, name="feedback")
 def feedback_export(output: Path = typer.Option(..., "--output", "-o", help="CSV to write (text,label,...)."),
                     db: str = typer.Option("sqlite:///feedback.db", "--db", help="SQLAlchemy URL."),
                     model: Optional[str] = typer.Option(None, "--model", help="Only this model's feedback."),
-                    all_rows: bool = typer.Option(False, "--all", help="Also rows without a corrected label.")
+                    all_rows: bool = typer.Option(False, "--all", help="Also rows without a corrected label."),
+                    spreadsheet_safe: bool = typer.Option(False, "--spreadsheet-safe", help="Put ' before cells a "
+                                                          "spreadsheet would run as a formula (=, +, -, @); for "
+                                                          "people, not for training.")
                     ) -> None:
-    """Write stored feedback as a labelled CSV that domainfit train reads."""
+    """Write stored feedback as a labelled CSV that domainfit train reads (texts as stored)."""
     from ..stores import FeedbackStore
 
-    count = FeedbackStore(db).export_csv(output, model=model, labelled_only=not all_rows)
+    count = FeedbackStore(db).export_csv(output, model=model, labelled_only=not all_rows,
+                                         spreadsheet_safe=spreadsheet_safe)
     say(f"[green]Wrote[/] {count} feedback rows to {escape(str(output))}")

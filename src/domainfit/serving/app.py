@@ -13,7 +13,9 @@ Endpoints (OpenAPI at ``/openapi.json``; each area is a router in :mod:`.routers
   ``DELETE /v1/admin/registry/{name}/versions/{version}``.
 
 Every error is JSON ``{"error": {"code", "message"}, "request_id"}`` with a 4xx status for
-a bad request. Logs carry request ids, sizes and latency; never texts or keys.
+a bad request (the OpenAPI schema declares them, and the two ways to send a key). Logs carry
+request ids, sizes and latency; never texts or keys. ``/docs`` is served from files that
+come with the package (no CDN).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .guard import Guard
 from .host import ModelHost
 from .metrics import create_metrics
 from .routers import admin, feedback, health, predict
+from .schemas import ERROR_RESPONSES
 from .settings import ServeSettings
 
 __all__ = ["create_app", "Extension"]
@@ -65,11 +68,29 @@ def create_app(source: str | Path | None, settings: ServeSettings | None = None,
             await hook()
         await ctx.host.stop()
 
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan,
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions from domainfit models, feedback capture and the model registry.")
     app.state.ready = False
     app.state.host = ctx.host
     install_error_handlers(app)
     for part in (health.routes, predict.routes, feedback.routes, admin.routes, *extensions):
-        app.include_router(part(ctx))
+        app.include_router(part(ctx), responses=ERROR_RESPONSES)
+    _offline_docs(app, title)
     return Guard(app, settings, metrics)
+
+
+def _offline_docs(app: FastAPI, title: str) -> None:
+    """``/docs``: Swagger UI from the files packaged with fastapi-offline, not from a CDN."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs/static", StaticFiles(directory=static), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} API",
+                                   swagger_js_url="/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/docs/static/favicon.png")

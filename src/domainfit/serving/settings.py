@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..core.errors import DomainfitError
 from ..tasks import RequestLimits
 
-__all__ = ["ServeSettings"]
+__all__ = ["ServeSettings", "check_db_url"]
 
 
 @dataclass
@@ -21,7 +21,16 @@ class ServeSettings:
         require_key: predictions need the key too.
         max_body_bytes, max_texts, max_chars: request limits.
         max_batch, max_wait_ms: micro-batching (items per model call, longest wait).
-        db_url: the feedback store (a SQLAlchemy URL).
+        max_queue: items that may wait for one model; beyond, a request gets 503 with
+            ``Retry-After`` at once (default: 8 batches).
+        request_timeout: seconds a prediction may wait for its answer (504 after; a client
+            may ask for less with the ``X-Request-Timeout`` header, in seconds).
+        max_connections: open connections and requests at once; beyond, 503.
+        header_timeout, body_timeout: seconds a client may take to send its request's
+            headers, and its body; a slower one gets 408 and is disconnected.
+        allowed_origins: web origins (``https://shop.example``) whose pages may call the
+            API from a browser; other cross-site browser requests are refused (403).
+        db_url: the feedback store (a SQLAlchemy URL), checked when the settings are made.
         poll_seconds: how often a registry server looks for promotions.
     """
 
@@ -32,6 +41,12 @@ class ServeSettings:
     max_chars: int = 10_000
     max_batch: int = 256
     max_wait_ms: float = 5.0
+    max_queue: int | None = None
+    request_timeout: float = 60.0
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    allowed_origins: tuple[str, ...] = ()
     db_url: str = "sqlite:///feedback.db"
     poll_seconds: float = 1.0
 
@@ -40,11 +55,39 @@ class ServeSettings:
             self.api_key = os.environ.get("DOMAINFIT_API_KEY") or None
         if self.require_key and not self.api_key:
             raise DomainfitError("--require-key needs an API key: pass --api-key or set DOMAINFIT_API_KEY.")
-        for name in ("max_body_bytes", "max_texts", "max_chars", "max_batch"):
+        if self.max_queue is None:
+            self.max_queue = 8 * self.max_batch
+        for name in ("max_body_bytes", "max_texts", "max_chars", "max_batch", "max_queue", "max_connections"):
             if getattr(self, name) < 1:
                 raise DomainfitError(f"{name} must be at least 1.")
+        for name in ("request_timeout", "header_timeout", "body_timeout"):
+            if not getattr(self, name) > 0:
+                raise DomainfitError(f"{name} must be more than 0 seconds.")
+        self.allowed_origins = tuple(o.rstrip("/").lower() for o in self.allowed_origins)
+        check_db_url(self.db_url)
 
     @property
     def limits(self) -> RequestLimits:
         """What one prediction request may hold (checked by the model's task)."""
         return RequestLimits(max_texts=self.max_texts, max_chars=self.max_chars)
+
+
+def check_db_url(url: str) -> None:
+    """Fail now, with a clear message, on a database URL that cannot work: one SQLAlchemy
+    cannot parse, a driver that is not installed, or a SQLite file in a folder that does not
+    exist (nothing is created here)."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = sa.engine.make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise DomainfitError(f"--db {url!r} is not a usable SQLAlchemy URL ({exc}); e.g. sqlite:///feedback.db "
+                             "or postgresql+psycopg://user@host/db") from None
+    except ImportError as exc:
+        raise DomainfitError(f"--db {url!r} needs a database driver that is not installed: {exc}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = os.path.dirname(os.path.abspath(parsed.database))
+        if not os.path.isdir(folder):
+            raise DomainfitError(f"--db {url!r}: the folder {folder} does not exist")

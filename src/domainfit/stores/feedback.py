@@ -3,19 +3,34 @@
 SQLite by default (``sqlite:///feedback.db``); any SQLAlchemy URL otherwise (e.g.
 ``postgresql+psycopg://user@host/db``). ``export_csv`` writes a labelled CSV (``text``,
 ``label`` = the corrected label, and the context columns) that ``domainfit train`` reads.
+
+A cell that starts like a spreadsheet formula (``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return) is written with a leading ``'`` by default, so that opening an export in a
+spreadsheet never runs what a client typed; ``spreadsheet_safe=False`` writes cells as
+stored (for feeding the file back into training).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from ..core.io import atomic_file
 
-__all__ = ["FeedbackStore"]
+__all__ = ["FeedbackStore", "spreadsheet_cell"]
+
+COLUMNS = ["text", "label", "predicted", "model", "version", "comment", "request_id", "created_at"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: str) -> str:
+    """``value`` as a spreadsheet shows it without running it: ``'`` before a formula start."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 _METADATA = sa.MetaData()
 FEEDBACK = sa.Table(
@@ -53,23 +68,52 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(FEEDBACK)).scalar_one())
 
-    def export_csv(self, path: str | Path, model: str | None = None, labelled_only: bool = True) -> int:
-        """Write feedback as CSV (``text,label,predicted,model,version,comment,request_id,created_at``),
-        oldest first; by default only rows with a corrected label. Returns the row count."""
+    def _query(self, model: str | None, labelled_only: bool):
         query = sa.select(FEEDBACK).order_by(FEEDBACK.c.id)
         if model is not None:
             query = query.where(FEEDBACK.c.model == model)
         if labelled_only:
             query = query.where(FEEDBACK.c.correct_label.is_not(None))
+        return query
+
+    def rows(self, model: str | None = None, labelled_only: bool = True) -> Iterator[list[str]]:
+        """The export's rows (without the header), oldest first, read from the database in chunks."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=1000).execute(
+                self._query(model, labelled_only))
+            for row in result:
+                yield [row.text, row.correct_label or "", row.predicted or "", row.model or "",
+                       str(row.version) if row.version is not None else "", row.comment or "",
+                       row.request_id or "", row.created_at.isoformat() if row.created_at else ""]
+
+    def iter_csv(self, model: str | None = None, labelled_only: bool = True, spreadsheet_safe: bool = True,
+                 chunk_rows: int = 1000) -> Iterator[str]:
+        """The export as CSV text in chunks of ``chunk_rows`` rows (the header first)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        n = 0
+        for row in self.rows(model, labelled_only):
+            writer.writerow([spreadsheet_cell(c) for c in row] if spreadsheet_safe else row)
+            n += 1
+            if n % chunk_rows == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    def export_csv(self, path: str | Path, model: str | None = None, labelled_only: bool = True,
+                   spreadsheet_safe: bool = True) -> int:
+        """Write feedback as CSV (``text,label,predicted,model,version,comment,request_id,created_at``),
+        oldest first; by default only rows with a corrected label, and formula-like cells
+        quoted (see the module docstring). Returns the row count."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         count = 0
-        with atomic_file(path) as tmp, self.engine.connect() as conn, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["text", "label", "predicted", "model", "version", "comment", "request_id", "created_at"])
-            for row in conn.execute(query):
-                writer.writerow([row.text, row.correct_label or "", row.predicted or "", row.model or "",
-                                 row.version if row.version is not None else "", row.comment or "",
-                                 row.request_id or "", row.created_at.isoformat() if row.created_at else ""])
+            writer.writerow(COLUMNS)
+            for row in self.rows(model, labelled_only):
+                writer.writerow([spreadsheet_cell(c) for c in row] if spreadsheet_safe else row)
                 count += 1
         return count

@@ -25,7 +25,7 @@ from typing import Any
 
 from ...core.errors import DataError, Problem
 
-__all__ = ["Answer", "read_answers", "render", "clean_value", "SLOT"]
+__all__ = ["Answer", "read_answers", "render", "clean_value", "slot_names", "SLOT"]
 
 SLOT = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 _BRACE = re.compile(r"[{}]")

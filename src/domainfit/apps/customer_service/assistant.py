@@ -57,6 +57,9 @@ class Assistant:
         self.oos_label = self.meta["intent"].get("oos_label")
         raw = json.loads((self.path / "answers.json").read_text(encoding="utf-8"))
         self.answers = {k: Answer(v["answer"], v.get("slots", {})) for k, v in raw.items()}
+        # The slots a request's context may set; the others come only from the bundle
+        # (a bundle built before this list existed lets a client set none).
+        self.client_slots = frozenset(self.meta.get("client_slots", []))
         self.retrieval = None
         self.reranker = None
         r = self.meta.get("retrieval")
@@ -133,7 +136,8 @@ class Assistant:
             template = self.answers.get(c["intent"]) if c["confident"] else None
             if template is not None:
                 session = item.get("session")
-                values = {**(session.slots if session else {}), **(item.get("context") or {})}
+                given = {**(session.slots if session else {}), **(item.get("context") or {})}
+                values = {k: v for k, v in given.items() if k in self.client_slots}  # never the operator's
                 text, missing = render(template, values)
                 results[n].update(answer=text, route="intent", missing_slots=missing,
                                   sources=[{"kind": "intent", "id": c["intent"]}])

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ...artifact import build_bundle_manifest
-from ...core.errors import ConfigError, DomainfitError
-from ...core.io import atomic_file, replace_folder
+from ...core.errors import ConfigError, DomainfitError, ManifestError
+from ...core.io import atomic_file, inside, replace_folder
 from ...core.ui import escape, say
 from .recipe import Recipe
 
@@ -41,19 +41,48 @@ FORMAT_VERSION = 1
 
 
 def read_bundle(path: str | Path) -> dict:
-    """The bundle's manifest, checked (its kind, its format, every field's type)."""
+    """The bundle's manifest, checked (its kind, its format, every field's type, and every
+    part it names: a plain name of an entry inside the bundle, never a path or a symlink out).
+
+    Raises:
+        ManifestError: a missing or bad ``bundle.json``, or a part outside the bundle.
+    """
     from ...artifact import check_bundle_manifest
 
     path = Path(path)
-    meta = path / BUNDLE_FILE
+    meta = inside(path, BUNDLE_FILE)
     if not meta.is_file():
-        raise DomainfitError(f"{path} is not a customer-service bundle (no {BUNDLE_FILE}); build one with "
-                             "domainfit app customer-service train.")
+        raise ManifestError(f"{path} is not a customer-service bundle (no {BUNDLE_FILE}); build one with "
+                            "domainfit app customer-service train.")
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DomainfitError(f"{meta} is not valid JSON: {exc}") from None
-    return check_bundle_manifest(data, KIND, FORMAT_VERSION, str(meta))
+        raise ManifestError(f"{meta} is not valid JSON: {exc}") from None
+    checked = check_bundle_manifest(data, KIND, FORMAT_VERSION, str(meta))
+    _check_parts(path, checked, meta)
+    return checked
+
+
+def _check_parts(path: Path, meta: dict, where: Path) -> None:
+    """Every part the bundle reads is inside it: the folders ``bundle.json`` names and the
+    fixed ``ood/`` and ``answers.json``."""
+    intent, retrieval = meta.get("intent"), meta.get("retrieval")
+    if not isinstance(intent, dict) or not isinstance(intent.get("path"), str):
+        raise ManifestError(f"{where}: field 'intent.path' must name the intent model's folder.")
+    named = [("intent.path", intent["path"])]
+    if retrieval is not None:
+        if not isinstance(retrieval, dict) or not isinstance(retrieval.get("path"), str):
+            raise ManifestError(f"{where}: field 'retrieval.path' must name the retrieval model's folder.")
+        named.append(("retrieval.path", retrieval["path"]))
+        if retrieval.get("rerank") is not None:
+            named.append(("retrieval.rerank", retrieval["rerank"]))
+    for field, name in named:
+        try:
+            inside(path, name)
+        except ManifestError as exc:
+            raise ManifestError(f"{where}: field '{field}': {exc}") from None
+    for name in ("ood", "answers.json"):
+        inside(path, name)
 
 
 def _intent_rows(recipe: Recipe):
@@ -142,7 +171,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
     from ...ood import auroc, calibrate, tradeoff
     from ...run import train
     from ...inference import build_index
-    from .answers import read_answers
+    from .answers import read_answers, slot_names
     from .knowledge import read_documents, read_faq
 
     out = Path(output)
@@ -171,6 +200,11 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             f"FAQ/documents or handed off: {escape(', '.join(without[:8]))}{' ...' if len(without) > 8 else ''}")
     if not answers and not corpus:
         raise ConfigError("the assistant has nothing to answer with: give an answers file, a FAQ or documents.")
+    used = {name for a in answers.values() for name in slot_names(a.template)}
+    unused = sorted(set(recipe.client_slots) - used)
+    if unused:
+        raise ConfigError(f"client_slots names slots no answer template uses: {', '.join(unused)} "
+                          f"(the templates' slots: {', '.join(sorted(used)) or 'none'}).")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # The bundle is built in a work folder beside it, named after it and keyed by the recipe
@@ -252,6 +286,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             "retrieval": retrieval,
             "generation": recipe.generation.model_dump(),
             "fallback": recipe.fallback,
+            "client_slots": sorted(recipe.client_slots),
             "recipe": json.loads(recipe.model_dump_json()),
             "data": {"intents": {"source": data.source, "sha256": data.fingerprint, "rows": len(data)}},
             "seconds": round(time.perf_counter() - started, 1),

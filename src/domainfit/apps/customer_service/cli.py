@@ -33,6 +33,8 @@ def cs_train(
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the packaged one)."),
     set_: list[str] = typer.Option([], "--set", help="A training setting for the intent model, e.g. "
                                    "training.epochs=3 (repeatable)."),
+    client_slot: list[str] = typer.Option([], "--client-slot", help="A slot a chat request's context may set, "
+                                          "e.g. card_type (repeatable; default none)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle."),
 ) -> None:
     """Build a customer-service bundle: intent model, calibrated out-of-scope thresholds, retrieval index."""
@@ -41,7 +43,7 @@ def cs_train(
     from .recipe import recipe_from_options
 
     r = recipe_from_options(recipe, intents=intents, answers=answers, faq=faq, docs=docs, oos_label=oos_label,
-                            method=method, model=model, overrides=list(set_))
+                            method=method, model=model, overrides=list(set_), client_slots=list(client_slot))
     quiet_transformers()
     train_bundle(r, output, overwrite=overwrite)
 
@@ -101,13 +103,23 @@ def cs_serve(
     bundle: Path = typer.Argument(..., help="Bundle folder."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port."),
-    db: str = typer.Option("sqlite:///conversations.db", "--db", help="Conversation log: a SQLAlchemy URL."),
+    db: str = typer.Option("sqlite:///conversations.db", "--db", help="Conversation log and feedback (/v1/feedback): "
+                           "a SQLAlchemy URL."),
     api_key: Optional[str] = typer.Option(None, "--api-key", help="Key for admin endpoints (or DOMAINFIT_API_KEY)."),
     require_key: bool = typer.Option(False, "--require-key", help="Require the key for chat too."),
     generate: bool = typer.Option(False, "--generate", help="Compose FAQ/document answers with the generative model."),
     max_batch: int = typer.Option(64, "--max-batch", help="Micro-batching: messages per model call."),
     max_wait_ms: float = typer.Option(5.0, "--max-wait-ms", help="Micro-batching: longest wait for a batch."),
     max_chars: int = typer.Option(10_000, "--max-chars", help="Characters per message."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Messages that may wait; beyond, 503 with "
+                                            "Retry-After at once (default: 8 x --max-batch)."),
+    request_timeout: float = typer.Option(60.0, "--request-timeout", help="Seconds a message may wait for its "
+                                          "answer (504 after)."),
+    max_connections: int = typer.Option(1000, "--max-connections", help="Open connections and requests at once; "
+                                        "beyond, 503."),
+    allow_origin: Optional[list[str]] = typer.Option(None, "--allow-origin", help="A web origin whose pages may "
+                                                     "call the chat API (repeat for more); /chat on this server "
+                                                     "always may."),
 ) -> None:
     """Serve the chat API (POST /v1/chat), the web chat page (/chat) and the intent model."""
     from ...modeling.base_models import quiet_transformers
@@ -116,5 +128,6 @@ def cs_serve(
 
     quiet_transformers()
     settings = ServeSettings(api_key=api_key, require_key=require_key, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                             max_chars=max_chars)
+                             max_chars=max_chars, db_url=db, max_queue=max_queue, request_timeout=request_timeout,
+                             max_connections=max_connections, allowed_origins=tuple(allow_origin or ()))
     run_app(create_chat_app(bundle, settings, db_url=db, generation=generate or None), host=host, port=port)

@@ -11,6 +11,8 @@ A YAML file (paths are relative to it) or the same given on the command line::
       model: default               # base model: packaged default, local folder or hub id
       settings: {training.epochs: 3}   # any `domainfit train` setting
     answers: answers.csv           # intent → answer template (optional)
+    client_slots: [card_type]      # slots a chat request's context may set (default: none; the
+                                   # others come only from the answers file's defaults)
     faq: {data: faq.csv, question_column: question, answer_column: answer}   # optional
     docs: help-centre/             # Markdown/text documents (optional)
     retrieval: {model: default, min_score: 0.5, rerank: null, candidates: 10}
@@ -95,6 +97,7 @@ class Recipe(_Strict):
     generation: Generation = Field(default_factory=Generation)
     fallback: str = Field(DEFAULT_FALLBACK, min_length=1, max_length=1000)
     seed: int = 42
+    client_slots: list[str] = Field(default_factory=list, max_length=50)
 
     def resolved(self, base: Path) -> Recipe:
         """Relative paths made absolute against ``base`` (the recipe's folder)."""
@@ -173,7 +176,7 @@ def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
 def recipe_from_options(recipe: str | Path | None = None, *, intents: str | None = None, answers: str | None = None,
                         faq: str | None = None, docs: str | None = None, oos_label: str = "oos",
                         method: str | None = None, model: str | None = None,
-                        overrides: list[str] | None = None) -> Recipe:
+                        overrides: list[str] | None = None, client_slots: list[str] | None = None) -> Recipe:
     """A recipe from a YAML file, or from the parts given one by one (not both), with the
     intent model's method, base model and ``key=value`` training settings on top (as the
     command line passes them).
@@ -197,4 +200,6 @@ def recipe_from_options(recipe: str | Path | None = None, *, intents: str | None
     if model:
         r.intents.model = model
     r.intents.settings.update(parse_overrides(overrides or []))
+    if client_slots:
+        r.client_slots = sorted(set(r.client_slots) | set(client_slots))
     return r

@@ -1,7 +1,7 @@
 """The chat endpoints and web page, added to domainfit's HTTP server.
 
 * ``POST /v1/chat``: ``{"message": "...", "session_id": "..." (optional), "context":
-  {"card_type": "Visa"} (optional slot values)}`` → the answer, its route, intent, scores,
+  {"card_type": "Visa"} (optional values of the bundle's client slots)}`` → the answer, its route, intent, scores,
   sources, hand-off, session id and turn number;
 * ``POST /v1/chat/feedback``: ``{"session_id", "turn", "helpful": true|false, "comment"}``;
 * ``GET /v1/chat/sessions/{session_id}``: the turns of a session;
@@ -21,27 +21,31 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ...core.errors import DomainfitError
 from ...serving import ApiError, ServerContext, ServeSettings, create_app
 from ...serving.batching import MicroBatcher
+from ...serving.schemas import MAX_INT, Body
 from .conversations import ConversationStore, valid_session_id
 
 __all__ = ["chat_extension", "create_chat_app"]
 
 
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_SLOTS = 20
+"""Slot values a session keeps at most."""
+
+
+class ChatRequest(Body):
     message: str = Field(..., description="The customer's message.")
     session_id: str | None = Field(None, max_length=64, description="Omit (or unknown) to start a new session.")
-    context: dict[str, str] | None = Field(None, max_length=20, description="Slot values, e.g. {\"card_type\": \"Visa\"}.")
+    context: dict[str, str] | None = Field(None, max_length=MAX_SLOTS, description="Values of the slots the bundle "
+                                           "lets a client set (its client_slots), e.g. {\"card_type\": \"Visa\"}.")
 
 
-class ChatFeedback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChatFeedback(Body):
     session_id: str = Field(..., min_length=1, max_length=64)
-    turn: int = Field(..., ge=1)
+    turn: int = Field(..., ge=1, le=MAX_INT)
     helpful: bool
     comment: str | None = Field(None, max_length=2000)
 
@@ -68,7 +72,8 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
                                                                            generation=generation))
             histogram = ctx.metrics["batch"]
             batcher = MicroBatcher(assistant.answer_many, settings.max_batch, settings.max_wait_ms,
-                                   on_batch=lambda n, s: histogram.labels("chat").observe(n))
+                                   on_batch=lambda n, s: histogram.labels("chat").observe(n),
+                                   max_queue=settings.max_queue)
             batcher.start()
             state.update(assistant=assistant, store=store, batcher=batcher)
 
@@ -100,13 +105,19 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
                 if len(key) > 64 or len(value) > 200:
                     raise ApiError(422, "invalid_context", "context keys are at most 64 and values at most 200 "
                                    "characters")
+                if key not in assistant.client_slots:
+                    allowed = ", ".join(sorted(assistant.client_slots)) or "none"
+                    raise ApiError(422, "invalid_context", f"the slot {key[:64]!r} cannot be set by a client "
+                                   f"(slots a client may set: {allowed})")
             store = state["store"]
             loop = asyncio.get_running_loop()
             session = await loop.run_in_executor(None, store.session, body.session_id)
             if body.context:
                 session.slots.update(body.context)
-            result = (await state["batcher"].submit([{"message": message, "session": session,
-                                                      "context": body.context}]))[0]
+                if len(session.slots) > MAX_SLOTS:  # a session keeps the newest values
+                    session.slots = dict(list(session.slots.items())[-MAX_SLOTS:])
+            item = {"message": message, "session": session, "context": body.context}
+            result = (await ctx.answer(state["batcher"], [item], request))[0]
             request_id = ctx.request_id(request)
             result = await loop.run_in_executor(None, assistant.finish, session, message.strip(), result, request_id)
             ctx.metrics["texts"].labels("chat").inc()
@@ -145,8 +156,9 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
         async def chat_html():
             return HTMLResponse(chat_page(), headers={
                 "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                                           "style-src 'self' 'unsafe-inline'; connect-src 'self'",
-                "X-Content-Type-Options": "nosniff"})
+                                           "style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+                                           "frame-ancestors 'none'",
+                "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"})
 
         return router
 

@@ -1,13 +1,13 @@
-"""``POST /v1/feedback`` (store a correction) and ``GET /v1/feedback/export`` (admin: CSV)."""
+"""``POST /v1/feedback`` (store a correction) and ``GET /v1/feedback/export`` (admin: CSV,
+streamed from the database, so a large export neither builds its body in memory nor stalls
+the other endpoints)."""
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 
 from ..context import ServerContext
 from ..errors import ApiError
@@ -22,7 +22,7 @@ def routes(ctx: ServerContext) -> APIRouter:
     @router.post("/v1/feedback", summary="Store feedback on a prediction", dependencies=[Depends(ctx.predict_auth)])
     async def feedback(body: FeedbackRequest, request: Request):
         if len(body.text) > ctx.settings.max_chars:
-            raise ApiError(422, "text_too_long", f"text has more than {ctx.settings.max_chars} characters")
+            raise ApiError(413, "text_too_long", f"text has more than {ctx.settings.max_chars} characters")
         db = ctx.feedback_store()
         row = await asyncio.get_running_loop().run_in_executor(None, lambda: db.add(
             request_id=body.request_id, model=body.model, version=body.version, text=body.text,
@@ -30,12 +30,15 @@ def routes(ctx: ServerContext) -> APIRouter:
         return {"id": row, "request_id": ctx.request_id(request)}
 
     @router.get("/v1/feedback/export", summary="Feedback as labelled CSV (admin)",
-                dependencies=[Depends(ctx.admin_auth)])
-    async def feedback_export(model: str | None = None, labelled_only: bool = True):
+                dependencies=[Depends(ctx.admin_auth)], response_class=StreamingResponse,
+                responses={200: {"content": {"text/csv": {}}}})
+    async def feedback_export(model: str | None = Query(None, max_length=64), labelled_only: bool = True,
+                              raw: bool = Query(False, description="Cells as stored; by default a cell that a "
+                                                "spreadsheet would run as a formula (=, +, -, @) is quoted.")):
         db = ctx.feedback_store()
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "feedback.csv"
-            db.export_csv(path, model=model, labelled_only=labelled_only)
-            return Response(path.read_bytes(), media_type="text/csv")
+        # A sync generator: Starlette pulls it in a worker thread, one chunk of rows at a time.
+        return StreamingResponse(db.iter_csv(model=model, labelled_only=labelled_only, spreadsheet_safe=not raw),
+                                 media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="feedback.csv"'})
 
     return router
