@@ -1,6 +1,7 @@
 """Load on the HTTP server: concurrent clients, mixed batch sizes, a promotion in the middle.
 
     python benchmarks/serve_load.py [--clients 64] [--seconds 60] [--max-wait-ms 5] [--client wrk|asyncio]
+    python benchmarks/serve_load.py --base REV [--rounds 3] [--model DIR]   # this tree against REV
     python benchmarks/serve_load.py --scenario abandon [--base REV] [--model DIR]
 
 Starts ``domainfit serve`` on loopback (a registry with the int8 Banking77 model of
@@ -240,34 +241,15 @@ def abandon(args, texts: list[str]) -> None:
         "|---|---|---|---|", *rows]) + "\n")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", choices=("load", "abandon"), default="load")
-    ap.add_argument("--base", help="abandon: also run the server of this git revision, for comparison")
-    ap.add_argument("--model", help="abandon: the model folder to serve (default: the int8 model of inference.py)")
-    ap.add_argument("--clients", type=int, default=None, help="concurrent clients (load: 64, abandon: 60)")
-    ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--max-batch", type=int, default=256)
-    ap.add_argument("--max-wait-ms", type=float, default=5)
-    ap.add_argument("--client", choices=("wrk", "asyncio"), default="wrk" if shutil.which("wrk") else "asyncio")
-    args = ap.parse_args()
-    if args.scenario == "abandon":
-        args.clients = args.clients or 60
-        texts, _ = read_csv(SHARED_DATA / "banking77" / "test.csv")
-        return abandon(args, texts)
-    args.clients = args.clients or 64
-    model = HERE / "work" / "banking77-onnx-int8"
-    offline = json.loads((RESULTS_DIR / "inference.json").read_text())["systems"]["domainfit onnx-int8"]
-    if not (model / "domainfit.json").is_file():
-        sys.exit("run benchmarks/inference.py first (it builds the int8 model)")
-    texts, _ = read_csv(SHARED_DATA / "banking77" / "test.csv")
+def _serve_load(args, model: Path, texts: list[str], src: Path | None = None) -> dict:
+    """One load run on a fresh server (``src``: the source tree it runs from, default this one)."""
     with tempfile.TemporaryDirectory() as tmp:
         from domainfit.stores import Registry
 
         registry = Registry(Path(tmp) / "registry")
         registry.add("banking77", model, stage="production")
         registry.add("banking77", model)
-        env = dict(os.environ, DOMAINFIT_API_KEY=KEY)
+        env = dict(os.environ, DOMAINFIT_API_KEY=KEY, **({"PYTHONPATH": str(src)} if src else {}))
         with cli_server(["serve", str(Path(tmp) / "registry"), "--max-batch", str(args.max_batch), "--max-wait-ms",
                          str(args.max_wait_ms), "--max-texts", "64", "--db", f"sqlite:///{Path(tmp) / 'fb.db'}"],
                         env=env, ready_seconds=120) as base:
@@ -278,15 +260,77 @@ def main() -> None:
                 out = asyncio.run(_load(base, "banking77", texts, args.clients, args.seconds))
             out["texts"] = _served_texts(base, "banking77") - before
     latency = sorted(out.pop("latency")) if "latency" in out else None
-    result = {
+    return {
         "clients": args.clients, "seconds": out["seconds"], "requests": out["requests"], "errors": out["errors"],
         "requests_per_s": out["requests"] / out["seconds"], "texts_per_s": out["texts"] / out["seconds"],
         "p50_ms": out["p50_ms"] if latency is None else 1000 * statistics.median(latency),
         "p99_ms": out["p99_ms"] if latency is None else 1000 * latency[int(0.99 * (len(latency) - 1))],
         "versions_seen": out["versions"], "promotion_status": out.get("promotion_status"),
-        "exceptions": sorted(set(out["exceptions"])), "offline_int8_texts_per_s": offline["texts_per_s"],
+        "exceptions": sorted(set(out["exceptions"])),
         "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "client": args.client,
     }
+
+
+def compare_revisions(args, model: Path, texts: list[str]) -> None:
+    """The load on this tree and on ``args.base``, taking turns (``args.rounds`` each)."""
+    import subprocess
+
+    root = HERE.parent
+    runs: dict[str, list[dict]] = {"tree": [], f"revision {args.base}": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        worktree = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.base], cwd=root, check=True,
+                       capture_output=True)
+        try:
+            for _ in range(args.rounds):
+                for label, src in (("tree", root / "src"), (f"revision {args.base}", worktree / "src")):
+                    runs[label].append(_serve_load(args, model, texts, src))
+                    print(label, json.dumps({k: runs[label][-1][k] for k in ("texts_per_s", "p50_ms", "p99_ms",
+                                                                             "errors")}))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=root, capture_output=True)
+    median = {label: statistics.median(r["texts_per_s"] for r in rs) for label, rs in runs.items()}
+    ratio = median["tree"] / median[f"revision {args.base}"]
+    command = f"{COMMAND} --base {args.base} --rounds {args.rounds} --seconds {args.seconds:g}" + \
+        (f" --model {args.model}" if args.model else "") + f" --client {args.client}"
+    write_results("serve_load_revisions", {"command": command, "model": model.name, "runs": runs,
+                                           "median_texts_per_s": median, "ratio": ratio, "machine": machine()})
+    rows = [f"| {label} | {median[label]:.0f} | "
+            f"{statistics.median(r['p50_ms'] for r in rs):.1f} | {statistics.median(r['p99_ms'] for r in rs):.1f} | "
+            f"{sum(r['errors'] for r in rs)} |" for label, rs in runs.items()]
+    replace_section("## Serving throughput against an earlier revision", "\n".join([
+        "## Serving throughput against an earlier revision", "",
+        f"Command: `{command}`. The load of the section above ({args.clients} connections, 1–16 texts per request, "
+        f"a promotion half-way) for {args.seconds:g} s on each server, taking turns, {args.rounds} rounds; "
+        f"medians. This tree / revision: {ratio:.2f}×.", "",
+        "| server | texts/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|", *rows]) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=("load", "abandon"), default="load")
+    ap.add_argument("--base", help="also run the server of this git revision, for comparison")
+    ap.add_argument("--rounds", type=int, default=3, help="load with --base: rounds, taking turns")
+    ap.add_argument("--model", help="the model folder to serve (default: the int8 model of inference.py)")
+    ap.add_argument("--clients", type=int, default=None, help="concurrent clients (load: 64, abandon: 60)")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--max-batch", type=int, default=256)
+    ap.add_argument("--max-wait-ms", type=float, default=5)
+    ap.add_argument("--client", choices=("wrk", "asyncio"), default="wrk" if shutil.which("wrk") else "asyncio")
+    args = ap.parse_args()
+    texts, _ = read_csv(SHARED_DATA / "banking77" / "test.csv")
+    if args.scenario == "abandon":
+        args.clients = args.clients or 60
+        return abandon(args, texts)
+    args.clients = args.clients or 64
+    model = Path(args.model) if args.model else HERE / "work" / "banking77-onnx-int8"
+    if not (model / "domainfit.json").is_file():
+        sys.exit(f"{model} is not a model folder (run benchmarks/inference.py, or pass --model)")
+    if args.base:
+        return compare_revisions(args, model, texts)
+    offline = json.loads((RESULTS_DIR / "inference.json").read_text())["systems"]["domainfit onnx-int8"]
+    result = _serve_load(args, model, texts)
+    result["offline_int8_texts_per_s"] = offline["texts_per_s"]
     result["share_of_offline"] = result["texts_per_s"] / offline["texts_per_s"]
     print(json.dumps(result, indent=2))
     write_results("serve_load", {"command": COMMAND, **result, "machine": machine()})
