@@ -59,3 +59,10 @@ def test_unknown_keywords_and_tasks_are_refused_before_any_work(tmp_path, tiny_m
     with pytest.raises(ConfigError, match="Unknown task 'ranking'"):
         domainfit.train(data="x.csv", output=str(tmp_path / "m"), task="ranking")
     assert not (tmp_path / "m").exists()
+
+
+def test_results_and_predictors_show_in_one_line(result):
+    shown = repr(result)
+    assert shown.startswith(f"TrainResult({str(result.path)!r}, task='classification', method='full', labels=3")
+    assert f"accuracy={result.eval_metrics['accuracy']:.4g}" in shown and "\n" not in shown and len(shown) < 300
+    assert repr(result.predictor) == f"Predictor({str(result.path)!r}, task='classification', labels=3)"

@@ -47,3 +47,50 @@ def test_precision_choice(monkeypatch):
     assert resolve_precision("auto", cpu) is (" avx512_bf16" in flags or " amx_bf16" in flags)
     monkeypatch.setenv("DOMAINFIT_NO_BF16", "1")  # as on a CPU without bf16
     assert resolve_precision("auto", cpu) is False and resolve_precision("bf16", cpu) is True
+
+
+def _encoded(encoder, tokenizer, texts):
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return encoder.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_training_continues_from_a_domainfit_model_as_it_was_trained(tmp_path, tiny_model, method):
+    """Read as a plain model folder, a model domainfit trained used to start from random
+    encoder weights (its weights are stored under other names); it now starts from its
+    trained encoder (an adapter merged in), and a run from it trains."""
+    import domainfit
+    from domainfit.artifact import load_encoder
+    from helpers import fast_settings, write_task_data
+
+    data = write_task_data(tmp_path, "classification")
+    first = tmp_path / "first"
+    domainfit.train(output=str(first), model=str(tiny_model), method=method,
+                    **fast_settings(**{"data.train": str(data), "training.epochs": 2}))
+    trained = domainfit.load(first)
+    texts = ["where is my card", "reset password please"]
+    start = load_encoder(first)
+    expected = _encoded(trained.model.encoder, trained.tokenizer, texts)
+    assert torch.allclose(_encoded(start, trained.tokenizer, texts), expected, atol=1e-5)
+    untrained = load_encoder(tiny_model)
+    assert not torch.allclose(_encoded(untrained, trained.tokenizer, texts), expected, atol=1e-3)
+    second = domainfit.train(output=str(tmp_path / "second"), model=str(first),
+                             **fast_settings(**{"data.train": str(data), "training.epochs": 1}))
+    assert second.predictor.predict(texts)[0]["label"] in ("card", "password", "refund")
+
+
+def test_a_checkpoint_that_does_not_fill_the_encoder_is_refused(tmp_path, tiny_model):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from domainfit.modeling import build_encoder
+
+    renamed = tmp_path / "renamed"
+    shutil.copytree(tiny_model, renamed)
+    weights = renamed / "model.safetensors"
+    save_file({f"body.{k}": v for k, v in load_file(str(weights)).items()}, str(weights), metadata={"format": "pt"})
+    with pytest.raises(ModelNotFoundError, match="random weights"):
+        build_encoder(str(renamed))
+    assert build_encoder(str(tiny_model)) is not None  # a whole checkpoint loads

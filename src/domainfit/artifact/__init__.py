@@ -15,13 +15,14 @@ from .verify import verify_artifact
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "PARITY_SAMPLE", "build_manifest", "derive_manifest", "check_manifest",
            "build_bundle_manifest", "check_bundle_manifest", "is_artifact", "read_manifest", "write_artifact",
-           "write_parity_sample", "read_parity_sample", "load_model", "load_tokenizer", "verify_artifact"]
+           "write_parity_sample", "read_parity_sample", "load_model", "load_encoder", "load_tokenizer", "verify_artifact"]
 
 
 def __getattr__(name: str):
-    # load_model needs torch; reading a manifest (the registry, `domainfit info`) does not.
-    if name == "load_model":
-        from .load import load_model
+    # load_model and load_encoder need torch; reading a manifest (the registry, `domainfit
+    # info`) does not.
+    if name in ("load_model", "load_encoder"):
+        from . import load
 
-        return load_model
+        return getattr(load, name)
     raise AttributeError(name)

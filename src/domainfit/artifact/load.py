@@ -14,7 +14,7 @@ from .files import CONFIG, check_files
 from .folder import read_manifest
 from .manifest import MANIFEST
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "load_encoder"]
 
 
 def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Module:
@@ -62,7 +62,7 @@ def _torch_model(path: Path, manifest: dict) -> torch.nn.Module:
         if expected and actual and expected != actual:
             warnings.warn(f"base model {base.name} differs from the one this adapter was trained on "
                           f"(sha256 {actual[:12]} != {expected[:12]}); predictions may differ.", stacklevel=3)
-        encoder = build_encoder(str(base.path))
+        encoder = load_encoder(base.path)
     model = build_task_model(head.get("kind", "sequence"), encoder, head["num_outputs"], pooling=head["pooling"],
                              normalize=head.get("normalize", False))
     if not whole:
@@ -104,3 +104,35 @@ def _label_scorer(manifest: dict):
     specs = [LabelSpec(n, descriptions.get(n)) for n in manifest["labels"]]
     return LabelScorer(lm, tokenizer, [humanize(s.name) for s in specs], lm_instruction(settings, specs),
                        manifest["model"]["max_length"], calibrate=settings.calibrate)
+
+
+def load_encoder(path: str | Path, dropout: float | None = None) -> torch.nn.Module:
+    """The encoder to start from, with every weight loaded: a Hugging Face model folder's
+    (all its weights, or :class:`ModelNotFoundError`), or, for a model folder that domainfit
+    trained, the encoder as it was trained (a LoRA-style adapter merged in), so that training
+    can continue from it.
+
+    Raises:
+        ManifestError: a domainfit model whose method keeps the encoder apart from its
+            trained part (prompt or prefix tuning, bottleneck adapters), which cannot be
+            continued from as a plain encoder.
+    """
+    from ..modeling import build_encoder
+
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        return build_encoder(str(path), dropout=dropout)
+    manifest = read_manifest(path)
+    trained = load_model(path, manifest).encoder
+    if hasattr(trained, "merge_and_unload"):  # a PEFT model: fold the adapter into the weights
+        try:
+            trained = trained.merge_and_unload()
+        except Exception:  # prompt learning has nothing to merge
+            trained = None
+    encoder = build_encoder(str(path), dropout=dropout, from_config=True)
+    result = encoder.load_state_dict(trained.state_dict(), strict=False) if trained is not None else None
+    if result is None or result.unexpected_keys or [k for k in result.missing_keys if not k.startswith("pooler.")]:
+        method = manifest["method"]["name"]
+        raise ManifestError(f"{path} was trained with {method}, whose trained part is not a set of encoder weights; "
+                            "continue from its base model instead (or train it with full or lora).")
+    return encoder

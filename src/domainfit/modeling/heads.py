@@ -6,7 +6,10 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
-__all__ = ["DomainModel", "TokenModel", "EmbeddingModel", "build_encoder", "build_task_model"]
+from ..core.errors import ModelNotFoundError
+from .base_models import loading_quietly
+
+__all__ = ["DomainModel", "TokenModel", "EmbeddingModel", "build_encoder", "build_task_model", "check_loaded"]
 
 
 def build_encoder(path: str, dropout: float | None = None, from_config: bool = False) -> nn.Module:
@@ -20,10 +23,34 @@ def build_encoder(path: str, dropout: float | None = None, from_config: bool = F
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
             if hasattr(config, key):
                 setattr(config, key, dropout)
-    encoder = AutoModel.from_config(config) if from_config else AutoModel.from_pretrained(path, config=config)
+    if from_config:
+        encoder = AutoModel.from_config(config)
+    else:
+        with loading_quietly():
+            encoder, info = AutoModel.from_pretrained(path, config=config, output_loading_info=True)
+        check_loaded(path, info)
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder
+
+
+def check_loaded(path: str, info: dict) -> None:
+    """Stop when a checkpoint did not fill the encoder: its weights are stored under other
+    names (a folder domainfit trained read as a plain model, another architecture), so
+    training would start from random weights. Only the pooler may be missing (domainfit
+    pools itself and drops it).
+
+    Raises:
+        ModelNotFoundError: naming the checkpoint and the weights it lacks.
+    """
+    missing = [k for k in info.get("missing_keys", []) if not k.startswith("pooler.")]
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])]
+    if missing or mismatched:
+        shown = ", ".join((missing + mismatched)[:4])
+        raise ModelNotFoundError(
+            f"{path}: {len(missing) + len(mismatched)} of the encoder's weights are not in its checkpoint or do not "
+            f"fit (e.g. {shown}), so it would start from random weights. Give a Hugging Face encoder folder or hub "
+            "id, or a model folder that domainfit trained (its encoder is then loaded as trained).")
 
 
 class DomainModel(nn.Module):

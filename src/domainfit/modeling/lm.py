@@ -28,6 +28,7 @@ import torch
 
 from ..core.errors import ModelNotFoundError
 from ..core.io import staged_folder
+from .base_models import loading_quietly
 
 __all__ = ["LabelScorer", "resolve_lm", "load_causal_lm", "SMOLLM2"]
 
@@ -68,7 +69,8 @@ def _convert_gguf(folder: Path, gguf_file: str, dest: Path) -> None:
 
     say(f"Converting {gguf_file} once into {dest} ...")
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_file, dtype=torch.float32)
+    with loading_quietly():
+        loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf_file, dtype=torch.float32)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -186,7 +188,8 @@ def load_causal_lm(name: str):
     path = resolve_lm(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-        lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        with loading_quietly():
+            lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     except OSError as exc:
         raise ModelNotFoundError(f"Cannot load the language model {name!r}: {exc}") from None
     return path, lm, tokenizer

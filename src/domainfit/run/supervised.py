@@ -32,7 +32,7 @@ from .output import check_output, clear_run_files, mark_running, signature
 __all__ = ["TrainResult", "Prepared", "prepare", "fit_and_write", "write_model", "check_method", "check_task"]
 
 
-@dataclass
+@dataclass(repr=False)
 class TrainResult:
     """What :func:`train` returns.
 
@@ -50,6 +50,14 @@ class TrainResult:
     eval_metrics: dict | None
     model: torch.nn.Module | None = None
     tokenizer: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        m = self.eval_metrics or {}
+        key = m.get("primary_metric")
+        shown = f", {key}={m[key]:.4g}" if key and isinstance(m.get(key), (int, float)) else ""
+        return (f"TrainResult({str(self.path)!r}, task={self.manifest.get('task')!r}, "
+                f"method={self.manifest.get('method', {}).get('name')!r}, labels={len(self.manifest.get('labels') or [])}"
+                f"{shown})")
 
     @functools.cached_property
     def predictor(self):
@@ -195,11 +203,12 @@ def _take_shots(train_ds: Dataset, shots: int, seed: int, task) -> list[str]:
 
 def _build_model(p: Prepared, total_steps: int | None):
     from ..methods.registry import MethodContext
-    from ..modeling import build_encoder, build_task_model
+    from ..artifact import load_encoder
+    from ..modeling import build_task_model
 
     cfg, task, method = p.cfg, p.task, p.method
     torch.manual_seed(cfg.training.seed)
-    encoder = build_encoder(str(p.base.path), dropout=cfg.training.dropout)
+    encoder = load_encoder(p.base.path, dropout=cfg.training.dropout)
     head_dropout = 0.1 if cfg.training.dropout is None else cfg.training.dropout
     model = build_task_model(task.model_kind, encoder, task.num_outputs(p.labels), pooling=cfg.training.pooling,
                              head_dropout=head_dropout, normalize=method.normalize)

@@ -107,7 +107,8 @@ def _untrained(method_section: dict, started: float, precision: str) -> dict:
 
 def _label_prototypes(cfg, task, method, settings, specs, eval_data, resume, overwrite, callbacks) -> TrainResult:
     from ..methods.zeroshot import set_label_head
-    from ..modeling import DomainModel, build_encoder
+    from ..artifact import load_encoder
+    from ..modeling import DomainModel
 
     base = resolve_model(cfg.model)
     check_method(method, settings, base)
@@ -125,7 +126,7 @@ def _label_prototypes(cfg, task, method, settings, specs, eval_data, resume, ove
 
     started = time.perf_counter()
     bf16 = resolve_precision(cfg.training.precision, torch.device("cpu"))
-    model = DomainModel(build_encoder(str(base.path)), len(labels), pooling=cfg.training.pooling, normalize=True)
+    model = DomainModel(load_encoder(base.path), len(labels), pooling=cfg.training.pooling, normalize=True)
     model = method.apply(model, settings)
     say(f"Zero-shot [bold]{task.name}[/] over {len(labels)} labels "
         f"({sum(1 for s in specs if s.description)} with descriptions) on {base.name}.")
@@ -152,7 +153,8 @@ def _untuned_encoder(cfg, task, method, settings, eval_data, overwrite) -> Train
     """The base encoder as it comes, as an embedding artifact (mean pooling, normalised
     vectors); nothing is trained or stored but the reference to the base model. For
     retrieval, ``domainfit index`` then embeds a corpus with it."""
-    from ..modeling import build_encoder, build_task_model
+    from ..artifact import load_encoder
+    from ..modeling import build_task_model
 
     if cfg.data.train is not None or cfg.data.labels is not None or cfg.data.unlabelled is not None:
         raise ConfigError(f"zeroshot {task.name} uses the encoder as it comes: drop --data/--labels/--unlabelled-data "
@@ -161,7 +163,7 @@ def _untuned_encoder(cfg, task, method, settings, eval_data, overwrite) -> Train
     tokenizer = _tokenizer(cfg, base)
     eval_ds = _eval_set(cfg, task, eval_data, tokenizer)
     started = time.perf_counter()
-    model = method.apply(build_task_model(task.model_kind, build_encoder(str(base.path)), task.num_outputs([]),
+    model = method.apply(build_task_model(task.model_kind, load_encoder(base.path), task.num_outputs([]),
                                           pooling=cfg.training.pooling), settings)
     say(f"Zero-shot [bold]{task.name}[/] with {base.name} as it comes (no training).")
     p = _prepared(cfg, task, method, settings, base, tokenizer, eval_ds, [], eval_ds.warnings if eval_ds else [],
