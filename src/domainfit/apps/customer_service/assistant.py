@@ -20,6 +20,7 @@ Every answer carries its route, intent, scores and sources.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from .answers import Answer, render
 from .bundle import read_bundle
 from .conversations import ConversationStore, Session
 
-__all__ = ["Assistant", "load_assistant"]
+__all__ = ["Assistant", "load_assistant", "looks_like_follow_up"]
 
 ROUTES = ("intent", "faq", "document", "fallback")
 
@@ -119,9 +120,11 @@ class Assistant:
         messages = [_check_message(i["message"]) for i in items]
         results: list[dict[str, Any]] = [{} for _ in items]
         first = self._classify(messages)
-        # Follow-ups: re-read an unsure message together with the previous one.
+        # Follow-ups: re-read an unsure message together with the previous one, but only a
+        # message that reads like a follow-up (short, or pointing back); a new question on
+        # another topic is answered on its own, never with the last topic's answer.
         again = [n for n, (c, i) in enumerate(zip(first, items)) if not c["confident"] and i.get("session")
-                 and i["session"].last_intent and i["session"].last_message]
+                 and i["session"].last_intent and i["session"].last_message and looks_like_follow_up(messages[n])]
         if again:
             joined = [f"{items[n]['session'].last_message} {messages[n]}" for n in again]
             for n, c in zip(again, self._classify(joined)):
@@ -200,6 +203,27 @@ def _source(hit: dict) -> dict:
         if hit.get(key):
             out[key] = hit[key]
     return out
+
+
+FOLLOW_UP_WORDS = 5
+"""A message of at most this many words may be a follow-up of the last one ("and now?")."""
+_POINTING_BACK = frozenset("it its that this these those they them there same also too else again".split())
+_OPENERS = ("and ", "but ", "what about", "how about", "also ", "so ")
+
+
+def looks_like_follow_up(message: str) -> bool:
+    """True for a message that may continue the last topic: short ("yet?", "and now"), or
+    starting or pointing back like one ("what about it", "and the fee for that?"). A full
+    question of its own ("how do I delete my facebook account") is not, so it is never
+    answered with the previous topic's answer. Texts without spaces (Chinese, Japanese)
+    count by characters."""
+    text = message.strip().lower()
+    words = re.findall(r"\w+", text)
+    if " " not in text and len(text) > 2 * FOLLOW_UP_WORDS:  # a script without spaces
+        return len(text) <= 4 * FOLLOW_UP_WORDS
+    if len(words) <= FOLLOW_UP_WORDS:
+        return True
+    return text.startswith(_OPENERS) or (len(words) <= 2 * FOLLOW_UP_WORDS and bool(_POINTING_BACK & set(words)))
 
 
 def _check_message(message: Any) -> str:
