@@ -31,15 +31,10 @@ def peak_rss_mb() -> float:
 
 def cpu_flags() -> dict:
     """The CPU's model name and the instruction sets that decide training and inference
-    speed (AVX2, AVX-512, bf16, VNNI, AMX), read from /proc/cpuinfo."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
-    return {"cpu_model": model, "instruction_sets": [f for f in wanted if f in flags]}
+    speed (AVX2, AVX-512, bf16, VNNI, AMX): ``domainfit version``'s own reading."""
+    from domainfit.core.environment import cpu_features
+
+    return cpu_features()
 
 
 def machine(torch_info: bool = True) -> dict:

@@ -351,3 +351,42 @@ def test_importing_the_command_line_loads_no_model_library():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_version_names_what_a_bug_report_needs_without_loading_torch():
+    """`domainfit --version` and `domainfit version` print the versions and the CPU features
+    that decide speed; reading them loads no model library."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    from domainfit import __version__
+    from domainfit.cli import main
+
+    for argv in (["--version"], ["version"]):
+        code = subprocess.run([sys.executable, "-m", "domainfit.cli", *argv], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+        assert code.returncode == 0, code.stderr
+        lines = code.stdout.splitlines()
+        assert lines[0] == f"domainfit {__version__}"
+        assert f"torch {importlib.metadata.version('torch')}" in code.stdout
+        assert "transformers" in code.stdout and "onnxruntime" in code.stdout
+        assert "avx2:" in code.stdout and "avx512_bf16:" in code.stdout and "--precision auto trains in" in code.stdout
+    probe = ("import sys; from domainfit.core.environment import environment; e = environment(); "
+             "print(sorted(m for m in ('torch', 'transformers', 'onnxruntime') if m in sys.modules), e['python'])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert done.stdout.split()[0] == "[]" and done.stdout.split()[1] == sys.version.split()[0]
+    assert main(["version", "--json"]) == 0
+
+
+def test_epochs_is_a_shortcut_for_the_setting(tmp_path, tiny_model):
+    from domainfit.cli import main
+    from helpers import write_task_data
+
+    data = write_task_data(tmp_path, "classification")
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(data), "--output", str(out), "--model", str(tiny_model), "--epochs", "1",
+                 "--set", "training.batch_size=16"]) == 0
+    config = json.loads((out / "domainfit.json").read_text(encoding="utf-8"))["config"]
+    assert config["training"]["epochs"] == 1

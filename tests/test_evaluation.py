@@ -189,3 +189,24 @@ def test_most_confident_mistakes_ranked_by_confidence():
     assert [m["index"] for m in out] == [3, 1]
     assert out[0] == {"index": 3, "text": "t3", "true": "b", "pred": "c", "confidence": 0.99}
     assert most_confident_mistakes(None, ["a"], ["b"], [0.4])[0]["text"] is None
+
+
+def test_macro_f1_on_a_subset_leaves_absent_classes_out_and_says_so(tmp_path):
+    """An evaluation file with 2 of a model's 5 classes: macro-F1 is over those 2 (as
+    scikit-learn computes it), not dragged to 0 by the 3 absent ones, and the report names them."""
+    from sklearn.metrics import f1_score
+
+    from domainfit.evaluation.metrics import classification_metrics
+    from domainfit.evaluation.report import write_report
+
+    labels = ["a", "b", "c", "d", "e"]
+    y_true = ["a"] * 50 + ["b"] * 50
+    y_pred = ["a"] * 50 + ["b"] * 49 + ["a"]
+    m = classification_metrics(y_true, y_pred, None, labels)
+    assert m["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert m["macro_f1"] > 0.98 and m["absent_labels"] == ["c", "d", "e"]
+    assert set(m["per_class"]) == {"a", "b"}
+    folder = write_report(tmp_path / "report", task="classification", metrics=m, texts=[f"t{n}" for n in range(100)],
+                          y_true=y_true, y_pred=y_pred, labels=labels)
+    text = folder.read_text(encoding="utf-8")  # write_report returns the report file
+    assert "3 of the model's 5 classes are neither in this data nor predicted (`c`, `d`, `e`)" in text

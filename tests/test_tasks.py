@@ -371,6 +371,8 @@ def test_reranking_with_a_pair_model(tmp_path, tiny_model, pair_model):
     assert reranked["recall@1"] >= 0.9 > plain["recall@1"]
     hits = domainfit.load(retriever).search("where is my card", k=1, rerank=reranker, candidates=4)
     assert hits[0]["id"] == "d-card"
+    with pytest.raises(DomainfitError, match="does not search: use domainfit predict"):
+        domainfit.load(reranker).search("where is my card")  # a pair model: not "build an index", which refuses
 
 
 @pytest.mark.integration

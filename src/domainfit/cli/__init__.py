@@ -18,7 +18,7 @@ import sys
 import typer
 
 from ..core.errors import DomainfitError
-from ..core.ui import console, escape
+from ..core.ui import console, escape, print_json
 from . import deploy, evaluate, search, train
 from .apps import apps_app
 
@@ -37,11 +37,44 @@ app = typer.Typer(
 _DEBUG = {"on": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        version(as_json=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+          show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                            help="Print the versions and CPU features (as `domainfit version`).")
+          ) -> None:
     # Only ever switch on: main() takes --debug out of argv first, so here it reads False.
     if debug:
         _DEBUG["on"] = True
+
+
+@app.command(epilog="Example: domainfit version --json")
+def version(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The versions of domainfit, Python and the libraries it runs on, and the CPU features
+    that decide its speed (bf16, VNNI, AVX2): paste this into a bug report."""
+    from ..core.environment import SPEED_FEATURES, environment
+
+    env = environment()
+    if as_json:
+        print_json(env)
+        return
+    features = env["instruction_sets"]
+    shown = "unknown" if features is None else "  ".join(
+        f"{f}:{'yes' if f in features else 'no'}" for f in SPEED_FEATURES)
+    bf16 = features is not None and ("avx512_bf16" in features or "amx_bf16" in features)
+    off = os.environ.get("DOMAINFIT_NO_BF16", "") not in ("", "0")
+    for line in (f"domainfit {env['domainfit']}", f"python {env['python']} on {env['platform']}",
+                 "  ".join(f"{k} {env[k] or '(not installed)'}" for k in ("torch", "transformers", "onnxruntime",
+                                                                         "peft")),
+                 f"cpu {env['cpu_model'] or 'unknown'} ({env['cpu_count']} cores)  {shown}",
+                 f"--precision auto trains in {'bf16' if bf16 and not off else 'fp32'} here"
+                 + (" (DOMAINFIT_NO_BF16 is set)" if bf16 and off else "")):
+        typer.echo(line)
 
 
 for _area in (train, evaluate, search, deploy):

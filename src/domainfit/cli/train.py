@@ -48,20 +48,21 @@ def train(
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16."),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N optimizer steps."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (as --set "
+                                           "training.epochs=N)."),
     resume: str = typer.Option("auto", "--resume", help="auto: continue an unfinished run; never: refuse."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace what the output folder holds."),
 ) -> None:
     """Train a model on a labelled file (or, with zeroshot, a label list) and save it as an artifact folder."""
     from .. import run
 
-
     quiet_libraries()
     settings = {"data.train": data, "output": output, "data.eval": eval_data, "data.validation": validation_data,
                 "task": task, "method.name": method, "model": model, "data.text_column": text_column,
                 "data.label_column": label_column, "data.text_pair_column": text_pair_column,
                 "data.on_bad_rows": on_bad_rows, "training.precision": precision,
-                "training.save_steps": save_steps, "training.seed": seed, "data.shots": shots,
-                "data.labels": labels, "data.unlabelled": unlabelled_data, "method.budget_minutes": budget_minutes}
+                "training.save_steps": save_steps, "training.seed": seed, "training.epochs": epochs,
+                "data.shots": shots, "data.labels": labels, "data.unlabelled": unlabelled_data, "method.budget_minutes": budget_minutes}
     result = run.train(str(config) if config else None, overrides=list(set_), resume=resume,
                             overwrite=overwrite, **settings)
     say(f"[green]Saved[/] {escape(str(result.path))}")

@@ -75,7 +75,8 @@ def classification_metrics(
     Returns:
         ``accuracy``, ``macro_f1``, ``micro_f1``, ``weighted_f1``, ``macro_precision``,
         ``macro_recall``, ``n``, ``n_unseen`` (gold labels outside ``labels``),
-        ``unseen_labels``, ``per_class`` (``{label: {precision, recall, f1, support}}``),
+        ``unseen_labels``, ``absent_labels`` (model labels neither in ``y_true`` nor
+        predicted: left out of the macro averages), ``per_class`` (``{label: {precision, recall, f1, support}}``),
         ``ece``/``nll`` when ``probs`` is given, and ``primary_metric: "accuracy"``.
 
     Raises:
@@ -104,6 +105,7 @@ def classification_metrics(
         "n": len(y_true),
         "n_unseen": sum(t not in known for t in y_true),
         "unseen_labels": unseen,
+        "absent_labels": [lab for lab in labels if lab not in present],
         "per_class": _per_class(used, precision, recall, f1, support),
     }
     if probs is not None:

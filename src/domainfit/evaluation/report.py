@@ -109,6 +109,11 @@ def _classification(out_dir, metrics, texts, y_true, y_pred, probs, labels):
         unseen = ", ".join(f"`{lab}`" for lab in metrics.get("unseen_labels", []))
         lines += [f"{metrics['n_unseen']} test examples carry labels the model never saw "
                   f"({unseen}); they count as errors.", ""]
+    absent = metrics.get("absent_labels") or []
+    if absent:
+        shown = ", ".join(f"`{lab}`" for lab in absent[:20]) + (" ..." if len(absent) > 20 else "")
+        lines += [f"{len(absent)} of the model's {len(model_labels)} classes are neither in this data nor "
+                  f"predicted ({shown}); the macro averages leave them out, as scikit-learn does.", ""]
     lines += _per_class_section(metrics.get("per_class"), "Per-class results")
     lines += ["## Confusions", ""]
     if len(classes) <= CONFUSION_MATRIX_MAX_LABELS:

@@ -183,6 +183,10 @@ class Predictor:
         from ..tasks.retrieval import rerank_rows
         from .search import Hit
 
+        if self.task.model_kind != "embedding":  # only a retrieval model's vectors are comparable
+            raise DomainfitError(f"{self.path} is a {self.task.name} model, which does not search: use domainfit "
+                                 f"predict {self.path} for its labels, or train a retrieval model (domainfit train "
+                                 "--task retrieval) to search a corpus.")
         if self.index is None:
             raise DomainfitError(f"{self.path} has no index: build one with domainfit index {self.path} --corpus FILE.")
         if k < 1:
