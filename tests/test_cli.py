@@ -110,6 +110,33 @@ def test_evaluate_json_prints_one_object_on_stdout(trained, files):
     assert "{" not in proc.stderr  # status only, never the data
 
 
+def test_evaluations_get_their_own_folders_and_info_lists_them(trained, files, tmp_path):
+    """`evaluate` never replaces the training run's report/: each evaluation writes its own
+    folder with the data's fingerprint, and `info` lists them."""
+    from domainfit.data import file_sha256
+
+    out, _ = trained
+    training_report = (out / "report" / "metrics.json").read_bytes()
+    for _ in range(2):
+        proc = cli("evaluate", str(out), "--data", str(files["test"]))
+        assert proc.returncode == 0, proc.stderr
+    assert (out / "report" / "metrics.json").read_bytes() == training_report
+    folders = sorted((out / "evaluations").iterdir())
+    assert len(folders) >= 2 and all((f / "report.md").is_file() for f in folders)
+    record = json.loads((folders[-1] / "evaluation.json").read_text())
+    assert record["data_sha256"] == file_sha256(files["test"]) and record["rows"] == 12
+    info = cli("info", str(out)).stdout
+    assert info.count("evaluated  ") == len(folders) and record["data_sha256"][:12] in info
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    refused = cli("evaluate", str(out), "--data", str(files["test"]), "--report-dir", str(foreign))
+    assert refused.returncode == 2 and (foreign / "notes.txt").read_text() == "keep me"
+    mine = tmp_path / "report-here"
+    assert cli("evaluate", str(out), "--data", str(files["test"]), "--report-dir", str(mine)).returncode == 0
+    assert (mine / "metrics.json").is_file()
+
+
 def test_info_shows_task_labels_and_base_model(trained, tiny_model):
     out, _ = trained
     proc = cli("info", str(out))

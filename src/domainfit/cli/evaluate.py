@@ -30,20 +30,24 @@ def evaluate(
                                           "--candidates results."),
     candidates: int = typer.Option(20, "--candidates", help="retrieval with --rerank: how many results to rerank."),
     on_bad_rows: str = typer.Option("error", "--on-bad-rows", help="error | skip."),
+    report_dir: Optional[Path] = typer.Option(None, "--report-dir", help="Where to write the report (default: "
+                                              "MODEL/evaluations/<data name>-<time>/; the training report/ is "
+                                              "never replaced)."),
 ) -> None:
-    """Score a model on labelled data and write report/ into the model folder."""
-
+    """Score a model on labelled data and write a report of its own (MODEL/evaluations/...)."""
     from ..run import evaluate as evaluate_model
+    from ..artifact.evaluations import evaluation_folder
 
     quiet_libraries()
+    folder = report_dir or evaluation_folder(model_dir, data)
     metrics = evaluate_model(model_dir, data, text_column=text_column, label_column=label_column,
-                                text_pair_column=text_pair_column, on_bad_rows=on_bad_rows, rerank=rerank,
-                                candidates=candidates)
+                             text_pair_column=text_pair_column, on_bad_rows=on_bad_rows, rerank=rerank,
+                             candidates=candidates, report_dir=folder)
     if as_json:
         print_json(metrics, default=float)
     else:
         print_headline(metrics)
-        say(f"Report: {escape(str(model_dir / 'report' / 'report.md'))}")
+        say(f"Report: {escape(str(folder / 'report.md'))}")
 
 
 @app.command(epilog="Example: domainfit predict my-model --data new.csv --output preds.jsonl --top-k 3")
@@ -66,8 +70,10 @@ def predict(
 @app.command(epilog="Example: domainfit info my-model")
 def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
          as_json: bool = typer.Option(False, "--json", help="Print the whole manifest as JSON.")) -> None:
-    """Show a model's manifest: task, labels, base model, method, metrics."""
+    """Show a model's manifest: task, labels, base model, method, training metrics, and
+    the evaluations run on it since (with their data's fingerprint)."""
     from ..artifact import read_manifest
+    from ..artifact.evaluations import evaluations
 
     manifest = read_manifest(model_dir)
     if as_json:
@@ -84,4 +90,11 @@ def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
         f"metrics    {json.dumps(manifest.get('metrics', {}))}",
         f"created    {manifest['created_at']} by domainfit {manifest['domainfit_version']}",
     ]
+    for run in evaluations(model_dir):
+        metrics = run.get("metrics", {})
+        keys = (metrics.get("primary_metric"), "macro_f1", "f1", "mrr@10", "rmse")
+        shown = {k: v for k, v in metrics.items() if k in keys}
+        lines.append(f"evaluated  {run.get('at', '?')} on {run.get('data')} "
+                     f"(sha256 {str(run.get('data_sha256'))[:12]}, {run.get('rows')} rows): {json.dumps(shown)} "
+                     f"-> {run['folder']}")
     sys.stdout.write("\n".join(lines) + "\n")

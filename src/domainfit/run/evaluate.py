@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 from pathlib import Path
 from typing import Any
 
+from ..artifact.evaluations import evaluation_folder
+from ..core.errors import DomainfitError
+from ..core.io import staged_folder
 from ..core.ui import escape, say
 from ..data import ColumnSpec, check_eval_labels, load_dataset
 from ..tasks import Scored
@@ -26,14 +31,16 @@ def write_task_report(folder: Path, task, examples: list, labels: list[str], sco
 
 def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = None, label_column: str | None = None,
              text_pair_column: str | None = None, report: bool = True, on_bad_rows: str = "error",
-             rerank: str | Path | None = None, candidates: int = 20) -> dict:
-    """Evaluate an artifact on labelled data; writes ``report/`` into the artifact.
+             rerank: str | Path | None = None, candidates: int = 20, report_dir: str | Path | None = None) -> dict:
+    """Evaluate an artifact on labelled data; writes a report of its own.
 
     Args:
         model_path: the artifact folder.
         data: a file path, DataFrame or list of dicts.
         text_column / label_column / text_pair_column: default to the ones used in training.
-        report: also write ``report/`` (metrics.json, report.md, plots).
+        report: also write a report (metrics.json, report.md, plots, and evaluation.json with
+            the data's fingerprint), into ``report_dir``, by default a new folder
+            :func:`evaluation_folder` names (the training run's ``report/`` is never replaced).
         rerank: retrieval only: a pair model that reorders the top ``candidates``.
 
     Returns:
@@ -49,6 +56,9 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
     """
     from ..inference import Predictor
 
+    dest = Path(report_dir) if report_dir is not None else evaluation_folder(model_path, data)
+    if report and dest.exists() and any(dest.iterdir()) and not (dest / "evaluation.json").is_file():
+        raise DomainfitError(f"{dest} holds files an evaluation did not write; give an empty or new --report-dir.")
     predictor = Predictor(model_path)
     trained = predictor.manifest.get("config", {}).get("data", {})
     columns = ColumnSpec(text_column or trained.get("text_column", "text"),
@@ -64,6 +74,12 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
                                   predictor.max_length, index=predictor.index, reranker=reranker,
                                   candidates=candidates)
     if report:
-        write_task_report(Path(model_path) / "report", predictor.task, ds.examples, predictor.labels, scored,
-                          f"Evaluation on {ds.source}")
+        record = {"data": ds.source, "data_sha256": ds.fingerprint, "rows": len(ds.examples),
+                  "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                  "metrics": {k: v for k, v in scored.metrics.items() if isinstance(v, (int, float, str))}}
+        with staged_folder(dest) as staging:  # a crash leaves no half-written report
+            write_task_report(staging, predictor.task, ds.examples, predictor.labels, scored,
+                              f"Evaluation on {ds.source}")
+            (staging / "evaluation.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
+                                                      encoding="utf-8")
     return scored.metrics
