@@ -71,8 +71,13 @@ def test_long_texts_are_a_warning_not_an_error(tmp_path, tiny_tokenizer):
     path = write(tmp_path / "d.csv", "text,label\na b,x\na b c a b c,y\nc,x\na a a a a,y\n")
     data = load_dataset(path, tokenizer=tiny_tokenizer, max_length=5)
     assert len(data) == 4
-    assert data.warnings == [f"{path}: 2 texts are longer than the model's maximum of 5 tokens "
-                             "and will be truncated (lines 3, 5)"]
+    assert data.warnings == [f"{path}: 2 texts are longer than the maximum of 5 tokens "
+                             "and will be truncated (lines 3, 5)"]  # the tokenizer states no limit of its own
+    tiny_tokenizer.model_max_length = 7
+    warned = load_dataset(path, tokenizer=tiny_tokenizer, max_length=5).warnings[0]
+    assert "--set training.max_length=7 (this model reads at most 7 tokens" in warned
+    assert "1 of them are longer than the model's own limit of 7 tokens" in warned  # line 3: 8 tokens
+    tiny_tokenizer.model_max_length = int(1e30)
 
 
 def test_validate_examples_directly():

@@ -94,3 +94,17 @@ def test_a_checkpoint_that_does_not_fill_the_encoder_is_refused(tmp_path, tiny_m
     with pytest.raises(ModelNotFoundError, match="random weights"):
         build_encoder(str(renamed))
     assert build_encoder(str(tiny_model)) is not None  # a whole checkpoint loads
+
+
+def test_a_model_whose_trained_part_is_not_encoder_weights_is_not_a_base(tmp_path, tiny_model):
+    import domainfit
+    from domainfit.artifact import load_encoder
+    from domainfit.core.errors import ManifestError
+    from helpers import fast_settings, write_task_data
+
+    data = write_task_data(tmp_path, "classification")
+    out = tmp_path / "prefix"
+    domainfit.train(output=str(out), model=str(tiny_model), method="prefix",
+                    **fast_settings(**{"data.train": str(data), "training.epochs": 1}))
+    with pytest.raises(ManifestError, match="trained with prefix"):
+        load_encoder(out)

@@ -439,3 +439,11 @@ def test_faiss_backend_finds_the_same_documents(tmp_path, tiny_model):
     assert [[h["id"] for h in row] for row in approx] == [[h["id"] for h in row] for row in exact]
     assert [h["score"] for row in approx for h in row] == pytest.approx(
         [h["score"] for row in exact for h in row], abs=1e-4)
+
+
+def test_a_training_run_says_what_it_trains():
+    from domainfit.tasks import get_task
+
+    assert get_task("classification").what_is_trained(["a", "b", "c"]) == "a head with 3 output(s)"
+    said = get_task("retrieval").what_is_trained([])
+    assert "bi-encoder" in said and "in-batch negatives" in said and "output" not in said

@@ -167,26 +167,44 @@ def single_class_problems(examples: Sequence[Example], file: str, column: str = 
 
 
 def _truncation_warnings(examples: Sequence[Example], file: str, tokenizer: Any, max_length: int | None) -> list[str]:
+    """Texts longer than ``max_length`` tokens, in the user's terms: which setting reads
+    more of them (``training.max_length``) and how far the model itself can go; texts longer
+    than the model's own limit are counted apart (no setting keeps their end)."""
     if tokenizer is None:
         return []
+    model_limit = getattr(tokenizer, "model_max_length", None)
+    if not isinstance(model_limit, int) or model_limit > 1_000_000:  # "no limit" sentinel
+        model_limit = None
     if max_length is None:
-        max_length = getattr(tokenizer, "model_max_length", None)
-        if not isinstance(max_length, int) or max_length > 1_000_000:  # "no limit" sentinel
+        if model_limit is None:
             return []
-    long_lines = []
+        max_length = model_limit
+    long_lines, longest, beyond = [], 0, 0
     for start in range(0, len(examples), _TOKENIZE_BATCH):
         batch = examples[start:start + _TOKENIZE_BATCH]
         texts = [e.text for e in batch]
         pairs = [e.text_pair or "" for e in batch] if any(e.text_pair for e in batch) else None
         # verbose=False: we report long texts ourselves, once, in the user's terms
         encoded = tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False)
-        long_lines.extend(e.line for e, ids in zip(batch, encoded["input_ids"], strict=True) if len(ids) > max_length)
+        for e, ids in zip(batch, encoded["input_ids"], strict=True):
+            if len(ids) > max_length:
+                long_lines.append(e.line)
+                longest = max(longest, len(ids))
+                beyond += model_limit is not None and len(ids) > model_limit
     if not long_lines:
         return []
     count = len(long_lines)
     noun = "text is" if count == 1 else "texts are"
-    return [f"{file}: {count} {noun} longer than the model's maximum of {max_length} tokens "
-            f"and will be truncated ({format_lines(long_lines)})"]
+    message = (f"{file}: {count} {noun} longer than the maximum of {max_length} tokens and will be truncated "
+               f"({format_lines(long_lines)})")
+    if model_limit is not None and max_length < model_limit:
+        suggest = min(model_limit, -(-longest // 64) * 64)
+        message += (f"; to read more of them, --set training.max_length={suggest} (this model reads at most "
+                    f"{model_limit} tokens; longer runs are slower)")
+    if beyond:
+        message += (f"; {beyond} of them are longer than the model's own limit of {model_limit} tokens and lose "
+                    "their end whatever the setting")
+    return [message]
 
 
 def check_split_possible(

@@ -269,8 +269,8 @@ def fit_and_write(p: Prepared, *, resume: str = "auto", overwrite: bool = False,
     trainable = sum(t.numel() for t in model.parameters() if t.requires_grad)
     total = sum(t.numel() for t in model.parameters())
     say(f"{'Resuming' if resuming else 'Training'} [bold]{cfg.task}[/] with method [bold]{p.method.name}[/] on "
-        f"{p.base.name}: {len(p.train_ex)} train / {len(p.val_ex)} validation examples, {len(p.labels) or 1} "
-        f"outputs, {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%), "
+        f"{p.base.name}: {len(p.train_ex)} train / {len(p.val_ex)} validation examples, "
+        f"{p.task.what_is_trained(p.labels)}, {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%), "
         f"{'bf16' if bf16 else 'fp32'}, {accelerator.num_processes} process(es).")
     started = time.perf_counter() if started is None else started
     max_len = cfg.training.max_length

@@ -237,6 +237,10 @@ class Task(ABC):
         return {self.response_key: answers}
 
     # ------------------------------------------------------------------ the task proper
+    def what_is_trained(self, labels: list[str]) -> str:
+        """What a training run builds, for its first status line (e.g. ``77 outputs``)."""
+        return f"a head with {self.num_outputs(labels)} output(s)"
+
     @abstractmethod
     def num_outputs(self, labels: list[str]) -> int:
         ...

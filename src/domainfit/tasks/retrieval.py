@@ -49,6 +49,10 @@ class RetrievalTask(Task):
                       "index) or load(path).search(query, k); embed texts with load(path).embed(texts).")
     response_key = "results"
 
+    def what_is_trained(self, labels):
+        return ("a bi-encoder (queries and documents share the encoder; pooled, L2-normalised vectors), with "
+                "in-batch negatives: cross-entropy over scaled cosine similarities")
+
     def split(self, examples, val_fraction, seed, *, source, column):
         return split_by_positive(examples, val_fraction, seed)
 
