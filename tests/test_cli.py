@@ -91,6 +91,9 @@ def test_train_writes_a_complete_artifact(trained):
     report = json.loads((out / "report" / "metrics.json").read_text())
     assert report["n"] == 12 and 0 <= report["accuracy"] <= 1
     assert "accuracy" in proc.stderr and "Saved" in proc.stderr
+    # no terminal here: plain progress lines and a line per validation, not a silent bar
+    assert "validation at step" in proc.stderr and any(ln.startswith("step ") for ln in proc.stderr.splitlines())
+    assert "Scoring the eval data" in proc.stderr or "Scoring the validation data" in proc.stderr
 
 
 def test_train_prints_status_on_stderr_only(trained):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 from safetensors.torch import load_file
@@ -139,3 +140,24 @@ def test_encode_texts_gives_the_tokenizers_own_ids(tiny_model, which):
     padded = tok(["a", "where is my card"], padding=True)["input_ids"]
     assert len(padded[0]) == len(padded[1]) == len(tok("where is my card")["input_ids"])
     assert len(tok(" ".join(["password"] * 80))["input_ids"]) > 80
+
+
+def test_without_a_terminal_progress_comes_as_plain_lines(tmp_path, capsys):
+    """In CI, under nohup or into a log file there is no bar: a plain line every tenth of the
+    run (or every 30 s) with step, epoch, loss, speed and ETA, and one line per validation."""
+    from domainfit.training.logging import RunLogger
+
+    logger = RunLogger(tmp_path, True, total=100, metric="accuracy", patience=3, plain=True)
+    for step in range(1, 101):
+        logger.step(step, {"loss": 1.0 / step, "examples": 8, "seconds": 0.01, "epoch": step / 50, "lr": 1e-4})
+        if step == 50:
+            logger.eval({"step": 50, "epoch": 1.0, "val_accuracy": 0.91, "best": 0.93, "patience_left": 2})
+    logger.close()
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("step ")]
+    assert len(lines) == 10 and lines[0].startswith("step 10/100 (10%) epoch 0.20 loss 0.1000 800 ex/s ETA 0:00:")
+    assert lines[-1].startswith("step 100/100 (100%)")
+    assert ("validation at step 50 (epoch 1): accuracy 0.9100, best 0.9300, early stopping after 2 more without "
+            "improvement") in err
+    records = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_accuracy" in r for r in records) and len(records) == 11

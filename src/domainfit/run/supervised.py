@@ -321,6 +321,8 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
     release_free_memory()  # the optimizer is gone: hand its memory back before scoring and saving
     model.eval()
     max_len = p.cfg.training.max_length
+    if examples:
+        say(f"Scoring the {name} data ({len(examples)} examples)...")
     scored = p.task.score(model, p.tokenizer, examples, p.labels, max_len) if examples else None
     body = {
         "task": p.task.name, "task_variant": p.task.variant, "labels": p.labels,
@@ -342,6 +344,7 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
 
     def report(staging: Path) -> None:
         if scored is not None:
+            say("Writing the report and the model folder...")
             write_task_report(staging / "report", p.task, examples, p.labels, scored, f"Evaluation on {name} data")
             write_parity_sample(staging, examples)  # held-out inputs for an export's parity check
 

@@ -1,4 +1,6 @@
-"""Progress and logs of a run: a rich progress bar, ``metrics.jsonl`` and TensorBoard."""
+"""Progress and logs of a run: a rich progress bar on a terminal, plain progress lines
+elsewhere (CI, ``nohup``, a log file), ``metrics.jsonl`` and TensorBoard. Each validation
+result is shown as a line of its own either way."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from ..core.ui import console
 __all__ = ["RunLogger"]
 
 LOG_EVERY = 10
+PLAIN_EVERY_SECONDS = 30.0
+"""Without a terminal, a progress line at least this often (and at every tenth of the run)."""
 
 
 class RunLogger:
@@ -23,14 +27,22 @@ class RunLogger:
     training and ``{"step", "epoch", "val_<metric>", "best"}`` for validation.
     """
 
-    def __init__(self, run_dir: Path, enabled: bool, total: int, start: int = 0):
+    def __init__(self, run_dir: Path, enabled: bool, total: int, start: int = 0, *, metric: str = "score",
+                 patience: int | None = None, plain: bool | None = None):
         self.enabled = enabled
         self.path = run_dir / "metrics.jsonl"
+        self.total, self.metric, self.patience = total, metric, patience
+        self.plain = not (console.is_terminal or console.is_jupyter) if plain is None else plain
         self._losses: list[float] = []
         self._examples = 0
         self._seconds = 0.0
         self._tb = None
         self._progress = None
+        self._started = time.perf_counter()
+        self._start_step = start
+        self._last_line = self._started
+        self._last_tenth = (10 * start) // max(total, 1)
+        self._recent_loss, self._recent_speed = None, None
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -40,6 +52,8 @@ class RunLogger:
             self._tb = SummaryWriter(str(run_dir / "tensorboard"))
         except Exception:  # tensorboard not installed: JSONL only
             self._tb = None
+        if self.plain:
+            return
         self._progress = Progress(
             TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} ex/s"),
@@ -68,7 +82,11 @@ class RunLogger:
         self._examples += info["examples"]
         self._seconds += info["seconds"]
         speed = self._examples / max(self._seconds, 1e-9)
-        self._progress.update(self._task, completed=step, loss=f"{info['loss']:.4f}", speed=f"{speed:.0f}")
+        self._recent_loss, self._recent_speed = info["loss"], speed
+        if self.plain:
+            self._plain_line(step, info["epoch"])
+        else:
+            self._progress.update(self._task, completed=step, loss=f"{info['loss']:.4f}", speed=f"{speed:.0f}")
         if step % LOG_EVERY == 0:
             loss = sum(self._losses) / len(self._losses)
             self._write({"step": step, "epoch": round(info["epoch"], 4), "loss": loss, "lr": info["lr"],
@@ -78,17 +96,52 @@ class RunLogger:
                 self._tb.add_scalar("train/lr", info["lr"], step)
             self._losses, self._examples, self._seconds = [], 0, 0.0
 
+    def _plain_line(self, step: int, epoch: float) -> None:
+        """A progress line when there is no terminal: every tenth of the run, or after
+        ``PLAIN_EVERY_SECONDS``, and at the last step."""
+        now = time.perf_counter()
+        tenth = (10 * step) // max(self.total, 1)
+        if not (tenth > self._last_tenth or now - self._last_line >= PLAIN_EVERY_SECONDS or step >= self.total):
+            return
+        self._last_tenth, self._last_line = tenth, now
+        done = step - self._start_step
+        left = (now - self._started) / done * (self.total - step) if done > 0 else 0.0
+        console.print(f"step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%) epoch {epoch:.2f} "
+                      f"loss {self._recent_loss:.4f} {self._recent_speed:.0f} ex/s ETA {_clock(left)}",
+                      markup=False, highlight=False)
+
     def eval(self, record: dict) -> None:
         if not self.enabled:
             return
+        self._show_eval(record)
         self._write(dict(record, time=time.time()))
         if self._tb is not None:
             for key, value in record.items():
                 if key.startswith("val_") and isinstance(value, (int, float)):
                     self._tb.add_scalar(f"val/{key[4:]}", value, record["step"])
 
+    def _show_eval(self, record: dict) -> None:
+        """One line per validation: the metric, the best so far, and early stopping's patience
+        left; under the bar on a terminal."""
+        score, best = record.get(f"val_{self.metric}"), record.get("best")
+        if not isinstance(score, (int, float)):
+            return
+        line = f"validation at step {record['step']} (epoch {record['epoch']:g}): {self.metric} {score:.4f}"
+        if isinstance(best, (int, float)):
+            line += f", best {best:.4f}"
+        if self.patience:
+            left = record.get("patience_left")
+            if left is not None:
+                line += f", early stopping after {left} more without improvement"
+        (console if self._progress is None else self._progress.console).print(line, markup=False, highlight=False)
+
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
         if self._tb is not None:
             self._tb.close()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

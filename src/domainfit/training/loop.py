@@ -144,7 +144,8 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
         saved.pop("step", None)
         state = TrainState(**saved)
     ddp_model = accelerator.prepare(model)
-    logger = RunLogger(run_dir, enabled=accelerator.is_main_process, total=total, start=state.global_step)
+    logger = RunLogger(run_dir, enabled=accelerator.is_main_process, total=total, start=state.global_step,
+                       metric=task.primary_metric, patience=cfg.early_stopping_patience)
     logger.truncate_after(state.global_step)
     callbacks = list(callbacks or [])
     for cb in callbacks:
@@ -260,7 +261,8 @@ def _validate(accelerator, model, task, val, pad_id, bf16, cfg, state, logger, c
     record = {"step": state.global_step, "epoch": round(epoch, 4), f"val_{task.primary_metric}": score,
               "best": state.best_score}
     state.history.append(record)
-    logger.eval(record)
+    patience = cfg.early_stopping_patience
+    logger.eval(dict(record, patience_left=max(0, patience - state.bad_evals)) if patience else record)
     for cb in callbacks:
         cb("eval", state, record)
 
