@@ -30,7 +30,7 @@ app = typer.Typer(
     "export and serve it, and build apps on it (app customer-service).\n\n"
     "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
