@@ -107,10 +107,10 @@ class ModelHost:
 
     async def _scan(self) -> None:
         """Reload every model whose registry entry changed; record the ones that cannot be read."""
-        problems = self.registry.problems()
+        listed, problems = self.registry.entries()  # one read of every registry.json per poll
         for name, problem in problems.items():
             self._fail(name, problem)
-        names = set(self.registry.names()) | set(self.models)
+        names = set(listed) | set(self.models)
         for name in set(self.failures) - names - set(problems):  # gone from the registry
             del self.failures[name]
         for name in names:

@@ -106,8 +106,8 @@ class Registry:
         watches its modification time to pick up promotions."""
         return self._folder(name) / STATE
 
-    def _entries(self) -> tuple[list[str], dict[str, str]]:
-        """The names whose ``registry.json`` reads, and a message for each that does not."""
+    def entries(self) -> tuple[list[str], dict[str, str]]:
+        """:meth:`names` and :meth:`problems` from one read of the registry (a server's poll)."""
         names, problems = [], {}
         if not self.root.is_dir():
             return names, problems
@@ -124,7 +124,7 @@ class Registry:
 
     def names(self) -> list[str]:
         """The models of the registry whose entry reads (see :meth:`problems` for the others)."""
-        return self._entries()[0]
+        return self.entries()[0]
 
     def problems(self) -> dict[str, str]:
         """Models whose entry cannot be read, each with a message saying why (a corrupt
@@ -134,7 +134,7 @@ class Registry:
             >>> Registry("models").problems()                          # doctest: +SKIP
             {'intents': "models/intents/registry.json (model 'intents') is corrupt: it is empty. ..."}
         """
-        return self._entries()[1]
+        return self.entries()[1]
 
     def state(self, name: str) -> dict:
         """``name``'s versions and history (``registry.json``).
