@@ -57,7 +57,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def version(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The versions of domainfit, Python and the libraries it runs on, and the CPU features
     that decide its speed (bf16, VNNI, AVX2): paste this into a bug report."""
-    from ..core.environment import SPEED_FEATURES, environment
+    from ..core.environment import SPEED_FEATURES, environment, native_bf16
 
     env = environment()
     if as_json:
@@ -66,7 +66,7 @@ def version(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     features = env["instruction_sets"]
     shown = "unknown" if features is None else "  ".join(
         f"{f}:{'yes' if f in features else 'no'}" for f in SPEED_FEATURES)
-    bf16 = features is not None and ("avx512_bf16" in features or "amx_bf16" in features)
+    bf16 = native_bf16(features)
     off = os.environ.get("DOMAINFIT_NO_BF16", "") not in ("", "0")
     for line in (f"domainfit {env['domainfit']}", f"python {env['python']} on {env['platform']}",
                  "  ".join(f"{k} {env[k] or '(not installed)'}" for k in ("torch", "transformers", "onnxruntime",

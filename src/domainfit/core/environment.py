@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .version import __version__
 
-__all__ = ["environment", "cpu_features", "SPEED_FEATURES"]
+__all__ = ["environment", "cpu_features", "native_bf16", "SPEED_FEATURES"]
 
 LIBRARIES = ("torch", "transformers", "onnxruntime", "peft", "tokenizers")
 SPEED_FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8")
@@ -30,6 +30,14 @@ def cpu_features() -> dict:
     model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
     flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
     return {"cpu_model": model, "instruction_sets": [f for f in SPEED_FEATURES if f in flags]}
+
+
+def native_bf16(features: list[str] | None = None) -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX): where ``--precision
+    auto`` trains in bf16. ``features``: from :func:`cpu_features` (read when not given)."""
+    if features is None:
+        features = cpu_features()["instruction_sets"]
+    return bool(features) and ("avx512_bf16" in features or "amx_bf16" in features)
 
 
 def environment() -> dict:

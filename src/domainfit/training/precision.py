@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 __all__ = ["resolve_precision", "cpu_supports_bf16"]
@@ -11,11 +9,9 @@ __all__ = ["resolve_precision", "cpu_supports_bf16"]
 
 def cpu_supports_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    from ..core.environment import native_bf16
+
+    return native_bf16()
 
 
 def resolve_precision(precision: str, device: torch.device | None = None) -> bool:
