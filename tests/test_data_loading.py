@@ -239,3 +239,18 @@ def test_skip_still_raises_when_no_rows_are_left(tmp_path):
     path = write(tmp_path / "d.csv", "text,label\n,a\n,b\n")
     with pytest.raises(DataError, match="No usable rows"):
         load_dataset(path, on_bad_rows="skip")
+
+
+def test_one_numbering_for_errors_skipped_rows_examples_and_predict(tmp_path):
+    """The header is line 1 and a record spanning lines carries its first line, everywhere:
+    validation errors, skipped_rows.csv, Example.line (the report's Line column) and
+    read_rows (predict's ``line``)."""
+    path = tmp_path / "d.csv"
+    path.write_text('text,label\nfirst,a\n"two\nline text",b\n,a\nlast,b\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 5") as err:
+        load_dataset(path)
+    assert "line 3" not in str(err.value)
+    data = load_dataset(path, on_bad_rows="skip")
+    assert [s.line for s in data.skipped] == [5]
+    assert [(e.text, e.line) for e in data.examples] == [("first", 2), ("two\nline text", 3), ("last", 6)]
+    assert [line for line, _ in read_rows(path)] == [2, 3, 5, 6]

@@ -144,3 +144,40 @@ def test_write_report_input_errors(tmp_path):
     with pytest.raises(ValueError, match="labels are required"):
         write_report(tmp_path, task="classification", metrics={}, texts=None,
                      y_true=["a"], y_pred=["a"], probs=np.ones((1, 1)))
+
+
+def test_example_rows_carry_the_file_line_numbers(tmp_path):
+    gold, pred = ["a", "b", "b", "a"], ["a", "a", "b", "b"]
+    metrics = classification_metrics(gold, pred, None, ["a", "b"])
+    report = write_report(tmp_path, task="classification", metrics=metrics, texts=["w", "x", "y", "z"],
+                          y_true=gold, y_pred=pred, lines=[2, 3, 5, 9], source="test.csv")
+    md = report.read_text()
+    assert "*Line* is the line number in `test.csv` (the header is line 1)" in md
+    mistakes = md.split("## First mistakes")[1]
+    assert "| Line | Confidence | True | Predicted | Text |" in mistakes
+    assert "| 3 | — | b | a | x |" in mistakes and "| 9 | — | a | b | z |" in mistakes
+    rows = write_report(tmp_path / "df", task="classification", metrics=metrics, texts=["w", "x", "y", "z"],
+                        y_true=gold, y_pred=pred, lines=[0, 1, 2, 3], source="<dataframe>").read_text()
+    assert "*Row* is the 0-based row of the dataframe" in rows and "| 1 | — | b | a | x |" in rows
+    with pytest.raises(ValueError, match="same length"):
+        write_report(tmp_path, task="classification", metrics=metrics, texts=None, y_true=gold, y_pred=pred,
+                     lines=[2])
+
+
+def test_token_report_shows_entities_and_counts_without_a_direction(tmp_path):
+    from domainfit.tasks.token import entity_metrics
+
+    gold_tags = [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O"]]
+    pred_tags = [["B-PER", "O", "O", "O"], ["B-PER", "O"]]
+    metrics = entity_metrics(gold_tags, pred_tags)
+    gold = [[("Anna", "PER", 0, 1), ("Oslo", "LOC", 3, 4)], [("Bo", "PER", 0, 1)]]
+    pred = [[("Anna", "PER", 0, 1)], [("Bo", "PER", 0, 1)]]
+    md = write_report(tmp_path, task="token-classification", metrics=metrics,
+                      texts=["Anna lives in Oslo", "Bo sings"], y_true=gold, y_pred=pred,
+                      lines=[4, 7], source="ner.conll").read_text()
+    assert "| entities | 3 |  |" in md and "| predicted_entities | 2 |  |" in md
+    assert "| f1 |" not in md and "| **f1** (primary) |" in md
+    wrong = md.split("## Sentences with wrong entities")[1]
+    assert "(first 10 of 1)" in wrong
+    assert "| 4 | Anna [PER], Oslo [LOC] | Anna [PER] | Anna lives in Oslo |" in wrong
+    assert "Bo sings" not in wrong and "B-PER" not in md

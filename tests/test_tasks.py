@@ -165,7 +165,19 @@ def test_ner_trains_predicts_spans_and_round_trips(tmp_path, tiny_model, method)
     assert all(text[e["start"]:e["end"]] == e["text"] and 0 < e["score"] <= 1 for e in pred["entities"])
     assert domainfit.evaluate(out, str(data))["f1"] == pytest.approx(result.eval_metrics["f1"])
     assert model.predict(["   "])[0] == {"tags": [], "tokens": [], "entities": []}  # nothing to tag
-    assert "Per entity type" in (out / "report" / "report.md").read_text()
+    report = (out / "report" / "report.md").read_text()
+    assert "Per entity type" in report and f"line number in `{data}`" in report
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text\nmaria lives in  paris\nmy card is in paris with maria\n", encoding="utf-8")
+    from domainfit.inference import predict_file
+    import csv
+    assert predict_file(out, texts, tmp_path / "entities.csv") == 2  # texts, one row per entity in them
+    with open(tmp_path / "entities.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["line"], r["text"], r["start"], r["end"], r["type"]) for r in rows] == [
+        ("2", "maria", "0", "5", "PER"), ("2", "paris", "16", "21", "LOC"),
+        ("3", "paris", "14", "19", "LOC"), ("3", "maria", "25", "30", "PER")]
+    assert all(0 < float(r["score"]) <= 1 for r in rows)
 
 
 def test_chinese_ner_uses_character_words(tmp_path, tiny_model):

@@ -10,7 +10,9 @@ classification    ``metrics.json``, ``report.md``, ``confused_pairs.png`` (alway
                   chart carries the same signal), ``reliability.png`` (with ``probs``)
 multilabel        ``metrics.json``, ``report.md``
 regression        ``metrics.json``, ``report.md``, ``residuals.png``
-token-cl.         ``metrics.json``, ``report.md`` (per entity type, wrong sentences)
+token-cl.         ``metrics.json``, ``report.md`` (per entity type, sentences whose
+                  entities are wrong; ``y_true``/``y_pred`` are per sentence lists of
+                  ``(text, type, start, end)`` entities)
 retrieval         ``metrics.json``, ``report.md`` (queries that found nothing relevant)
 ================  =================================================================
 
@@ -39,7 +41,8 @@ _TOP_PAIRS = 20
 _TOP_MISTAKES = 10
 _MAX_CELL_CHARS = 200
 _PLOT_FILES = ("confusion_matrix.png", "confused_pairs.png", "reliability.png", "residuals.png")
-_COUNT_KEYS = {"n", "n_unseen"}
+_COUNT_KEYS = {"n", "n_unseen", "entities", "predicted_entities", "documents", "queries"}
+"""Counts, not scores: the headline table gives them no "better" direction."""
 
 
 def write_report(
@@ -53,6 +56,8 @@ def write_report(
     probs: np.ndarray | None = None,
     labels: Sequence[str] | None = None,
     title: str = "Evaluation report",
+    lines: Sequence[int] | None = None,
+    source: str | None = None,
 ) -> Path:
     """Write metrics, a Markdown report and plots for one evaluation into ``out_dir``.
 
@@ -68,6 +73,12 @@ def write_report(
             section and ranks mistakes by confidence.
         labels: the model's labels in ``probs`` column order (required with ``probs``).
         title: the report's heading.
+        lines: where each example is in its data file, shape (n,): the file's line number
+            (header = line 1), as validation errors, ``predict``'s ``line`` and
+            ``skipped_rows.csv`` give it; example rows in the report show it. Without it,
+            rows are numbered from 0 in input order.
+        source: the file those line numbers refer to, named under the report's heading
+            (``"<dataframe>"`` or ``"<records>"``: ``lines`` are 0-based rows).
 
     Returns:
         The path of ``report.md``.
@@ -83,24 +94,31 @@ def write_report(
     if task not in _SECTIONS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(_SECTIONS)}")
     n = len(y_true)
-    if len(y_pred) != n or (texts is not None and len(texts) != n):
-        raise ValueError("texts, y_true and y_pred must have the same length")
+    if len(y_pred) != n or (texts is not None and len(texts) != n) or (lines is not None and len(lines) != n):
+        raise ValueError("texts, y_true, y_pred and lines must have the same length")
     if probs is not None and labels is None:
         raise ValueError("labels are required with probs: they give the column order")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = to_jsonable(metrics)
-    body, plots = _SECTIONS[task](out_dir, metrics, texts, y_true, y_pred, probs, labels)
+    in_memory = source is not None and source.startswith("<")  # a DataFrame or records: 0-based rows
+    where = _Where(lines, in_memory)
+    body, plots = _SECTIONS[task](out_dir, metrics, texts, y_true, y_pred, probs, labels, where)
     for name in set(_PLOT_FILES) - set(plots):
         (out_dir / name).unlink(missing_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics, strict=True)
     head = [f"# {title}", "", f"Task: **{task}** · {n} examples", ""]
+    if lines is not None and in_memory:
+        head += [f"*Row* is the 0-based row of the {source.strip('<>')}, as in validation errors.", ""]
+    elif lines is not None:
+        head += [f"*Line* is the line number in `{source or 'the data file'}` (the header is line 1), "
+                 "as in validation errors, `predict` output and `skipped_rows.csv`.", ""]
     report = out_dir / "report.md"
     atomic_write_text(report, "\n".join(head + _headline(metrics) + body) + "\n")
     return report
 
 
-def _classification(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+def _classification(out_dir, metrics, texts, y_true, y_pred, probs, labels, where):
     y_true, y_pred = [str(t) for t in y_true], [str(p) for p in y_pred]
     model_labels = [str(lab) for lab in labels] if labels is not None else []
     classes = model_labels + sorted((set(y_true) | set(y_pred)) - set(model_labels))
@@ -128,53 +146,59 @@ def _classification(out_dir, metrics, texts, y_true, y_pred, probs, labels):
     lines += ["![Top confused pairs](confused_pairs.png)", ""]
     lines += _table(["True", "Predicted", "Count"], pairs) if pairs else ["No mistakes.", ""]
     confidences = np.asarray(probs, dtype=float).max(axis=1) if probs is not None else None
-    lines += _mistakes_section(texts, y_true, y_pred, confidences)
+    lines += _mistakes_section(texts, y_true, y_pred, confidences, where)
     if probs is not None:
         lines += _calibration_section(out_dir, metrics, probs, y_true, model_labels)
         plots.append("reliability.png")
     return lines, plots
 
 
-def _multilabel(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+def _multilabel(out_dir, metrics, texts, y_true, y_pred, probs, labels, where):
     lines = _per_class_section(metrics.get("per_class"), "Per-label results")
     wrong = [i for i in range(len(y_true)) if set(y_true[i]) != set(y_pred[i])]
     lines += [f"## Examples with a wrong label set (first {_TOP_MISTAKES})", ""]
-    rows = [(i, ", ".join(sorted(y_true[i])) or "—", ", ".join(sorted(y_pred[i])) or "—",
+    rows = [(where(i), ", ".join(sorted(y_true[i])) or "—", ", ".join(sorted(y_pred[i])) or "—",
              _text(texts, i)) for i in wrong[:_TOP_MISTAKES]]
-    lines += _table(["Row", "True", "Predicted", "Text"], rows) if rows else ["None.", ""]
+    lines += _table([where.header, "True", "Predicted", "Text"], rows) if rows else ["None.", ""]
     return lines, []
 
 
-def _regression(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+def _regression(out_dir, metrics, texts, y_true, y_pred, probs, labels, where):
     gold, pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
     plot_residuals(out_dir / "residuals.png", gold, pred)
     lines = ["## Predicted vs true", "", "![Predicted vs true](residuals.png)", ""]
     worst = sorted(range(len(gold)), key=lambda i: (-abs(pred[i] - gold[i]), i))
-    rows = [(i, _fmt(gold[i]), _fmt(pred[i]), _fmt(abs(pred[i] - gold[i])), _text(texts, i))
+    rows = [(where(i), _fmt(gold[i]), _fmt(pred[i]), _fmt(abs(pred[i] - gold[i])), _text(texts, i))
             for i in worst[:_TOP_MISTAKES]]
     lines += [f"## Largest errors (top {_TOP_MISTAKES})", ""]
-    lines += _table(["Row", "True", "Predicted", "Abs. error", "Text"], rows)
+    lines += _table([where.header, "True", "Predicted", "Abs. error", "Text"], rows)
     return lines, ["residuals.png"]
 
 
-def _token_classification(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+def _token_classification(out_dir, metrics, texts, y_true, y_pred, probs, labels, where):
     rows = [(kind, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), m["support"], m["predicted"])
             for kind, m in metrics.get("per_type", {}).items()]
     lines = ["## Per entity type", ""]
     lines += _table(["Type", "Precision", "Recall", "F1", "Gold", "Predicted"], rows) if rows else ["No entities.", ""]
     wrong = [i for i in range(len(y_true)) if list(y_true[i]) != list(y_pred[i])]
-    lines += [f"## Sentences with wrong tags (first {_TOP_MISTAKES})", ""]
-    shown = [(i, " ".join(t for t in y_true[i] if t != "O") or "—", " ".join(t for t in y_pred[i] if t != "O") or "—",
-              _text(texts, i)) for i in wrong[:_TOP_MISTAKES]]
-    lines += _table(["Row", "True entities", "Predicted entities", "Text"], shown) if shown else ["None.", ""]
+    lines += [f"## Sentences with wrong entities (first {_TOP_MISTAKES} of {len(wrong)})", "",
+              "Entities are shown as *text* [TYPE]; an entity counts only when its type and both ends match.", ""]
+    shown = [(where(i), _entity_list(y_true[i]), _entity_list(y_pred[i]), _text(texts, i))
+             for i in wrong[:_TOP_MISTAKES]]
+    lines += _table([where.header, "True entities", "Predicted entities", "Text"], shown) if shown else ["None.", ""]
     return lines, []
 
 
-def _retrieval(out_dir, metrics, texts, y_true, y_pred, probs, labels):
+def _entity_list(entities) -> str:
+    """``[(text, type, start, end), ...]`` as ``Paris [LOC], Anna [PER]``."""
+    return ", ".join(f"{text} [{kind}]" for text, kind, *_ in entities) or "—"
+
+
+def _retrieval(out_dir, metrics, texts, y_true, y_pred, probs, labels, where):
     missed = [i for i in range(len(y_true)) if not set(y_pred[i][:10]) & set(y_true[i])]
     lines = [f"## Queries with no relevant document in the top 10 (first {_TOP_MISTAKES} of {len(missed)})", ""]
-    rows = [(i, _text(texts, i), ", ".join(map(str, y_pred[i][:3]))) for i in missed[:_TOP_MISTAKES]]
-    lines += _table(["Row", "Query", "Top 3 retrieved"], rows) if rows else ["None.", ""]
+    rows = [(where(i), _text(texts, i), ", ".join(map(str, y_pred[i][:3]))) for i in missed[:_TOP_MISTAKES]]
+    lines += _table([where.header, "Query", "Top 3 retrieved"], rows) if rows else ["None.", ""]
     return lines, []
 
 
@@ -206,15 +230,28 @@ def _per_class_section(per_class: dict | None, heading: str) -> list[str]:
     return [f"## {heading} (worst F1 first)", ""] + _table(header, rows)
 
 
-def _mistakes_section(texts, y_true, y_pred, confidences) -> list[str]:
+class _Where:
+    """An example's place for the report's tables: its file line, or its 0-based row."""
+
+    def __init__(self, lines: Sequence[int] | None, rows: bool = False):
+        self.lines = lines
+        self.header = "Line" if lines is not None and not rows else "Row"
+
+    def __call__(self, i: int) -> int | str:
+        if self.lines is None:
+            return i
+        return "—" if self.lines[i] is None else int(self.lines[i])
+
+
+def _mistakes_section(texts, y_true, y_pred, confidences, where) -> list[str]:
     ranked = confidences is not None
     conf = confidences if ranked else np.zeros(len(y_true))  # zeros: keep input order
     mistakes = most_confident_mistakes(texts, y_true, y_pred, conf, n=_TOP_MISTAKES)
     heading = "Most confident mistakes" if ranked else "First mistakes (no probabilities given)"
-    rows = [(m["index"], _fmt(m["confidence"]) if ranked else "—", m["true"], m["pred"],
+    rows = [(where(m["index"]), _fmt(m["confidence"]) if ranked else "—", m["true"], m["pred"],
              _text(texts, m["index"])) for m in mistakes]
     lines = [f"## {heading} (top {_TOP_MISTAKES})", ""]
-    header = ["Row", "Confidence", "True", "Predicted", "Text"]
+    header = [where.header, "Confidence", "True", "Predicted", "Text"]
     return lines + (_table(header, rows) if rows else ["No mistakes.", ""])
 
 

@@ -21,6 +21,9 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
     Memory stays bounded by ``chunk_size`` rows whatever the file's size. The output is
     written to a temporary file and renamed at the end. Each output row holds the input's
     line number, the text, the predicted label and score, and the top-k labels with scores.
+    For token classification, a JSONL line holds the text's ``entities``; a CSV has one row
+    per entity (``line, text, start, end, type, score``: the entity's own text and its
+    character offsets in the input text), and a text without entities has no row.
 
     Returns:
         The number of rows predicted.
@@ -36,7 +39,8 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
     count = 0
     rows = _rows_with_text(data, column)
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = _CsvOut(fh, top_k) if fmt == "csv" else None
+        token_task = predictor.task.name == "token-classification"
+        writer = (_EntityCsvOut(fh) if token_task else _CsvOut(fh, top_k)) if fmt == "csv" else None
         for row, pred in predictor.predict_stream(rows, column, pair_column, chunk_size, top_k):
             if "entities" in pred:  # token classification
                 record = {"line": row["__line__"], "text": row[column], "entities": pred["entities"]}
@@ -72,9 +76,22 @@ class _CsvOut:
         self.writer.writeheader()
 
     def write(self, record: dict) -> None:
-        if "entities" in record:
-            record = dict(record, label=json.dumps(record["entities"], ensure_ascii=False), score="", top_k=[])
         row = {k: record[k] for k in ("line", "text", "label", "score")}
         for i, item in enumerate(record["top_k"][: self.top_k], start=1):
             row[f"label_{i}"], row[f"score_{i}"] = item["label"], item["score"]
         self.writer.writerow(row)
+
+
+class _EntityCsvOut:
+    """Token classification as CSV: one row per entity found."""
+
+    fields = ["line", "text", "start", "end", "type", "score"]
+
+    def __init__(self, fh):
+        self.writer = csv.DictWriter(fh, fieldnames=self.fields)
+        self.writer.writeheader()
+
+    def write(self, record: dict) -> None:
+        for entity in record["entities"]:
+            self.writer.writerow({"line": record["line"], "text": entity["text"], "start": entity["start"],
+                                  "end": entity["end"], "type": entity["label"], "score": entity["score"]})

@@ -22,11 +22,14 @@ def headline(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or k == "primary_metric"}
 
 
-def write_task_report(folder: Path, task, examples: list, labels: list[str], scored: Scored, title: str) -> Path:
-    """Write ``report/`` for a scored set, laid out as the task says (``Task.report_data``)."""
+def write_task_report(folder: Path, task, examples: list, labels: list[str], scored: Scored, title: str,
+                      source: str | None = None) -> Path:
+    """Write ``report/`` for a scored set, laid out as the task says (``Task.report_data``);
+    ``source`` is the file the examples' line numbers refer to."""
     from ..evaluation import write_report
 
-    return write_report(folder, metrics=scored.metrics, title=title, **task.report_data(examples, scored, labels))
+    return write_report(folder, metrics=scored.metrics, title=title, source=source,
+                        **task.report_data(examples, scored, labels))
 
 
 def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = None, label_column: str | None = None,
@@ -79,7 +82,7 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
                   "metrics": {k: v for k, v in scored.metrics.items() if isinstance(v, (int, float, str))}}
         with staged_folder(dest) as staging:  # a crash leaves no half-written report
             write_task_report(staging, predictor.task, ds.examples, predictor.labels, scored,
-                              f"Evaluation on {ds.source}")
+                              f"Evaluation on {ds.source}", ds.source)
             (staging / "evaluation.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                                       encoding="utf-8")
     return scored.metrics

@@ -318,6 +318,9 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
     eval_ds = p.datasets.get("eval")
     examples = eval_ds.examples if eval_ds is not None else p.val_ex
     name = "eval" if eval_ds is not None else "validation"
+    # where the scored examples' line numbers point: the eval file, the validation file, or
+    # the training file the validation share was split from
+    source = next((p.datasets[k].source for k in ("eval", "validation", "train") if k in p.datasets), None)
     release_free_memory()  # the optimizer is gone: hand its memory back before scoring and saving
     model.eval()
     max_len = p.cfg.training.max_length
@@ -345,7 +348,8 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
     def report(staging: Path) -> None:
         if scored is not None:
             say("Writing the report and the model folder...")
-            write_task_report(staging / "report", p.task, examples, p.labels, scored, f"Evaluation on {name} data")
+            write_task_report(staging / "report", p.task, examples, p.labels, scored, f"Evaluation on {name} data",
+                              source)
             write_parity_sample(staging, examples)  # held-out inputs for an export's parity check
 
     encoder = model.encoder

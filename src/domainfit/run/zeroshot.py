@@ -260,7 +260,7 @@ def _label_scorer(cfg, task, settings, specs, eval_data, overwrite) -> TrainResu
     def report(staging: Path) -> None:
         if scored is not None:
             write_task_report(staging / "report", task, eval_ds.examples, labels, scored,
-                              f"Evaluation on {eval_ds.source}")
+                              f"Evaluation on {eval_ds.source}", eval_ds.source)
 
     write_artifact(out, manifest, tokenizer=tokenizer, fill=report)
     return TrainResult(out, manifest, TrainState(), scored.metrics if scored else None, scorer, tokenizer)

@@ -183,7 +183,7 @@ class Task(ABC):
     def report_fields(self, examples: list, y_true: list, y_pred: list, probs=None, labels=None) -> dict:
         """:meth:`report_data` from its parts, in this task's report layout."""
         return {"task": self.report_as or self.name, "texts": [e.text for e in examples], "y_true": y_true,
-                "y_pred": y_pred, "probs": probs, "labels": labels}
+                "y_pred": y_pred, "probs": probs, "labels": labels, "lines": [e.line for e in examples]}
 
     # ------------------------------------------------------------------ export parity
     def parity_outputs(self, model, tokenizer, examples: list, labels: list[str], max_length: int) -> np.ndarray:

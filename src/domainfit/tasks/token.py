@@ -201,7 +201,14 @@ class TokenClassificationTask(Task):
         return self.predict_examples(model, tokenizer, examples, labels, max_length, batch_size)[0]
 
     def report_data(self, examples, scored, labels):
-        return self.report_fields(examples, [e.label for e in examples], [p["tags"] for p in scored.predictions])
+        """Entities, not tag sequences: per sentence ``(text, type, start, end)``."""
+        def spans(example, tags):
+            return [(example.text[example.offsets[first][0]:example.offsets[last - 1][1]], kind, first, last)
+                    for kind, first, last in entities_from_tags(tags)]
+
+        gold = [spans(e, e.label) for e in examples]
+        predicted = [spans(e, p["tags"]) for e, p in zip(examples, scored.predictions)]
+        return self.report_fields(examples, gold, predicted)
 
     def parity_outputs(self, model, tokenizer, examples, labels, max_length):
         """The probability rows of every word of every example."""
