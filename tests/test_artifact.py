@@ -189,6 +189,8 @@ def test_every_writer_records_the_files_and_the_tokenizer(trained, tmp_path, tin
     WRITERS[writer](tmp_path, tiny_model, trained, tiny_lm)
     manifest = verify_artifact(tmp_path / "w")
     assert "tokenizer.json" in manifest["tokenizer_files"]
+    card = (tmp_path / "w" / "report" / "model_card.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "library_name: domainfit" in card and "# Model card: w" in card
     if manifest["weights"]:
         assert manifest["weights"] in manifest["files"]
     (tmp_path / "w" / "tokenizer.json").unlink()
@@ -410,3 +412,55 @@ def test_a_search_index_linked_from_outside_the_model_is_refused(tmp_path):
     with pytest.raises(ManifestError, match="outside"):
         load_index(model)
     assert load_index(tmp_path / "no-index") is None
+
+
+def test_the_model_card_states_what_the_manifest_knows(tmp_path, tiny_model):
+    """Hugging Face layout (front matter, then sections); language and licence come from the
+    base model's own card, the data with its fingerprint and [UNK] share, metrics with the data
+    they were measured on; what is not known is said to be unknown."""
+    import shutil
+
+    import yaml
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    (base / "README.md").write_text("---\nlanguage: de\nlicense: mit\n---\n# A German model\n", encoding="utf-8")
+    data = write_task_data(tmp_path, "classification")
+    out = tmp_path / "m"
+    domainfit.train(output=str(out), model=str(base), **fast_settings(**{"data.train": str(data),
+                                                                         "data.eval": str(data)}))
+    manifest = domainfit.load(out).manifest
+    assert manifest["base_model"]["language"] == ["de"] and manifest["base_model"]["license"] == "mit"
+    text = (out / "report" / "model_card.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(text.split("---")[1])
+    assert front["language"] == ["de"] and front["license"] == "mit" and front["library_name"] == "domainfit"
+    assert "base_model" not in front  # a local folder is not a hub id
+    (result,) = front["model-index"][0]["results"]
+    accuracy = manifest["metrics"]["eval"]["accuracy"]
+    assert {"type": "accuracy", "value": round(accuracy, 4), "name": "accuracy"} in result["metrics"]
+    assert result["dataset"]["name"] == f"{data.name} (eval)"
+    body = text.split("---", 2)[2]
+    train = manifest["data"]["train"]
+    assert f"| train | `{data.name}` | {train['rows']} | 0 | {train['sha256'][:16]} | {train['unk_share']:.2%} |" in body
+    assert f"On the eval data (`{data.name}`" in body and f"| **accuracy** | {accuracy:.4f} |" in body
+    assert "Languages the base model was trained for: de." in body and "`mit`, as its own card states" in body
+    for heading in ("## Intended use", "## Data", "## Training procedure", "## Evaluation", "## Limits",
+                    "## How to use", "## Licence"):
+        assert heading in body
+    # continuing from this model carries the base model's facts on
+    again = tmp_path / "again"
+    domainfit.train(output=str(again), model=str(out), **fast_settings(**{"data.train": str(data)}))
+    assert domainfit.load(again).manifest["base_model"]["language"] == ["de"]
+
+
+def test_the_model_card_says_what_it_does_not_know():
+    from domainfit.artifact.card import model_card
+
+    card = model_card({"task": "token-classification", "labels": ["O", "B-LOC", "I-LOC"],
+                       "base_model": {"name": "/models/mine"}, "method": {"name": "lora"},
+                       "data": {"train": {"source": "/d/ner.jsonl", "rows": 9, "unk_share": 0.3}},
+                       "model": {"kind": "token", "max_length": 64}}, "ner")
+    assert "not stated by the base model's own card" in card and "licence: not stated" in card
+    assert "Entity types: `LOC`." in card and "30.0% of the train data's tokens are unknown" in card
+    assert "No labelled data was scored" in card and "model-index" not in card
+    assert "sentences are cut into windows" in card

@@ -113,3 +113,20 @@ def test_check_eval_labels_reports_unseen_labels_with_lines():
     assert "scored as errors" in str(warning) and "lines 3, 4" in str(warning)
     multi = Dataset([Example("a", ["x", "q"], line=1)], "t.jsonl", "")
     assert [w.label for w in check_eval_labels([["x"], ["y"]], multi)] == ["q"]
+
+
+def test_unknown_tokens_are_measured_and_warned_about_with_the_pieces(tmp_path, tiny_tokenizer):
+    known = write(tmp_path / "k.csv", "text,label\na b,x\nc a,y\n")
+    data = load_dataset(known, tokenizer=tiny_tokenizer, max_length=16)
+    assert data.unk_share == 0.0 and data.warnings == []
+    mixed = write(tmp_path / "m.csv", "text,label\na 好 b,x\n好 吃 c,y\nc c c c c c c c c c,x\n")
+    data = load_dataset(mixed, tokenizer=tiny_tokenizer, max_length=16)
+    assert data.unk_share == pytest.approx(3 / 16)  # 好, 好, 吃 of 16 word pieces, special tokens not counted
+    (warning,) = data.warnings
+    assert "18.8% of the tokens are unknown" in warning and "--model" in warning
+    if tiny_tokenizer.is_fast:
+        assert "(most often: 好 吃)" in warning
+    assert load_dataset(mixed).unk_share is None  # no tokenizer, nothing measured
+    ner = tmp_path / "n.jsonl"
+    ner.write_text('{"tokens": ["好", "a"], "tags": ["B-X", "O"]}\n', encoding="utf-8")
+    assert load_dataset(ner, task="token-classification", tokenizer=tiny_tokenizer).unk_share == 0.5

@@ -11,7 +11,7 @@ Layout (see DESIGN.md)::
       parity_sample.jsonl     held-out inputs for the export parity check
       config.json             the encoder's architecture
       tokenizer files
-      report/                 evaluation report
+      report/                 evaluation report, and model_card.md (always)
       index/                  a retrieval model's search index
 """
 
@@ -25,6 +25,7 @@ from typing import Any
 from ..core.errors import ManifestError
 from ..core.io import inside, staged_folder
 from ..core.version import __version__
+from .card import MODEL_CARD, model_card
 from .files import TOKENIZER_FILES, record_files
 from .manifest import MANIFEST, check_manifest
 
@@ -85,7 +86,8 @@ def write_artifact(dest: str | Path, manifest: dict, *, tensors: dict | None = N
     The manifest records the sha256 of every file written at the folder's top level
     (``files``) and which of them are the tokenizer's (``tokenizer_files``: what
     ``save_pretrained`` wrote, or, without ``tokenizer``, the tokenizer files ``fill`` wrote),
-    so that a reader can tell a folder that lost or changed a file.
+    so that a reader can tell a folder that lost or changed a file. ``report/model_card.md``
+    is written from the final manifest (:func:`domainfit.artifact.card.model_card`).
     """
     manifest = check_manifest(manifest, "the new manifest")
     with staged_folder(dest, merge=True, last=MANIFEST) as staging:
@@ -107,6 +109,9 @@ def write_artifact(dest: str | Path, manifest: dict, *, tensors: dict | None = N
             tokenizer_files = {p.name for p in staging.iterdir() if p.name in TOKENIZER_FILES}
         manifest = check_manifest({**manifest, **(measured or {}), **record_files(staging, sorted(tokenizer_files))},
                                   "the new manifest")
+        card = staging / MODEL_CARD
+        card.parent.mkdir(exist_ok=True)
+        card.write_text(model_card(manifest, Path(dest).name), encoding="utf-8")
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return Path(dest)
 

@@ -25,7 +25,7 @@ from domainfit.data._labels import label_format
 from domainfit.data.tokens import parse_token_row
 from domainfit.data.types import ColumnSpec, Dataset, Example, SkippedRow
 from domainfit.data.validation import (
-    format_lines, row_problems, single_class_problems, validate_examples,
+    format_lines, row_problems, single_class_problems, token_check, validate_examples,
 )
 from domainfit.core.errors import ConfigError, DataError, Problem
 from domainfit.core.io import atomic_file
@@ -152,7 +152,8 @@ def load_dataset(
             label column may then be absent).
         on_bad_rows: ``"error"`` raises on any problem; ``"skip"`` leaves out rows with
             row-level problems (whole-file problems still raise).
-        tokenizer: optional tokenizer, to warn about texts longer than ``max_length``.
+        tokenizer: optional tokenizer, to warn about texts longer than ``max_length`` and
+            about unknown tokens, and to measure ``Dataset.unk_share``.
         max_length: the model's maximum length in tokens.
         fmt: the file format, when the extension does not say it.
 
@@ -173,7 +174,7 @@ def load_dataset(
         raise ConfigError(f"on_bad_rows must be one of {', '.join(_POLICIES)}, not '{on_bad_rows}'")
     how = label_format(task)
     if how.parse is None:
-        return _load_tokens(_open(source, fmt), columns, on_bad_rows)
+        return _load_tokens(_open(source, fmt), columns, on_bad_rows, tokenizer)
     parse_label = how.parse
     require_labels = require_labels and how.needs_labels
     opened = _open(source, fmt)
@@ -181,8 +182,7 @@ def load_dataset(
     check_columns(rows, opened.name, columns, require_labels)
     examples, problems = _parse_all(rows, opened.name, columns, parse_label, require_labels)
     found, warnings = validate_examples(
-        examples, file=opened.name, task=task, columns=columns, require_labels=require_labels,
-        tokenizer=tokenizer, max_length=max_length)
+        examples, file=opened.name, task=task, columns=columns, require_labels=require_labels)
     problems += found
     problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
     kept, skipped = _apply_policy(examples, problems, rows, opened.name, on_bad_rows)
@@ -190,13 +190,15 @@ def load_dataset(
         left = single_class_problems(kept, opened.name, columns.label)
         if left:
             raise DataError(left, hint="Only one label is left once the rows with problems are left out.")
+    tokens = token_check(kept, opened.name, tokenizer, max_length)
+    warnings += tokens.warnings
     if skipped:
         warnings.append(_skipped_warning(opened.name, skipped))
     fingerprint = file_sha256(opened.path) if opened.path else in_memory_hash
-    return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings)
+    return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings, tokens.unk_share)
 
 
-def _load_tokens(opened: _Opened, columns: ColumnSpec, on_bad_rows: str) -> Dataset:
+def _load_tokens(opened: _Opened, columns: ColumnSpec, on_bad_rows: str, tokenizer: Any = None) -> Dataset:
     """Token-classification data: every row parsed into words and BIO tags."""
     rows, in_memory_hash = _collect(opened)
     readable = [row for _, row in rows if not isinstance(row, _readers.BadRecord)]
@@ -215,9 +217,10 @@ def _load_tokens(opened: _Opened, columns: ColumnSpec, on_bad_rows: str) -> Data
             examples.append(example)
     problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
     kept, skipped = _apply_policy(examples, problems, rows, opened.name, on_bad_rows)
-    warnings = [_skipped_warning(opened.name, skipped)] if skipped else []
+    tokens = token_check(kept, opened.name, tokenizer, None, truncation=False)  # long sentences are windowed
+    warnings = tokens.warnings + ([_skipped_warning(opened.name, skipped)] if skipped else [])
     fingerprint = file_sha256(opened.path) if opened.path else in_memory_hash
-    return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings)
+    return Dataset(kept, opened.name, fingerprint, columns, skipped, warnings, tokens.unk_share)
 
 
 def _collect(opened: _Opened) -> tuple[list[tuple[int, Any]], str]:

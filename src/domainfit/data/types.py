@@ -63,6 +63,8 @@ class Dataset:
         columns: the column mapping used.
         skipped: rows left out under the ``skip`` policy (empty otherwise).
         warnings: non-fatal notes for the user (e.g. texts that will be truncated).
+        unk_share: the share of the texts' tokens that the tokenizer could not read
+            (``[UNK]``), when loaded with a tokenizer; None otherwise.
     """
 
     examples: list[Example]
@@ -71,6 +73,7 @@ class Dataset:
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     skipped: list[SkippedRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unk_share: float | None = None
 
     def __len__(self) -> int:
         return len(self.examples)

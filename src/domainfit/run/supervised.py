@@ -329,12 +329,13 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
     scored = p.task.score(model, p.tokenizer, examples, p.labels, max_len) if examples else None
     body = {
         "task": p.task.name, "task_variant": p.task.variant, "labels": p.labels,
-        "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file)},
+        "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file), **p.base.card},
         "model": {"kind": p.task.model_kind, "num_outputs": p.task.num_outputs(p.labels),
                   "pooling": p.cfg.training.pooling, "max_length": max_len, "normalize": p.method.normalize,
                   **p.task.model_extras(p.train_ex)},
         "config": p.cfg.to_dict(),
-        "data": {name: {"source": d.source, "sha256": d.fingerprint, "rows": len(d), "skipped": len(d.skipped)}
+        "data": {name: {"source": d.source, "sha256": d.fingerprint, "rows": len(d), "skipped": len(d.skipped),
+                        **({"unk_share": round(d.unk_share, 6)} if d.unk_share is not None else {})}
                  for name, d in p.datasets.items()},
         "warnings": p.warnings,
         **sections,

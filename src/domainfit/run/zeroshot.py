@@ -34,7 +34,7 @@ from ..core.ui import escape, say
 from ..data import ColumnSpec, check_eval_labels, load_dataset
 from ..data.labels import read_label_file
 from ..methods import get_method
-from ..modeling import resolve_model, weights_sha256
+from ..modeling import card_facts, resolve_model, weights_sha256
 from ..tasks import get_task
 from ..training import TrainState, resolve_precision
 from .evaluate import headline, write_task_report
@@ -247,7 +247,8 @@ def _label_scorer(cfg, task, settings, specs, eval_data, overwrite) -> TrainResu
         data["eval"] = {"source": eval_ds.source, "sha256": eval_ds.fingerprint, "rows": len(eval_ds)}
     manifest = build_manifest(
         task=task.name, labels=labels,
-        base_model={"name": settings.lm_model, "weights_sha256": weights_sha256(weights) if weights.is_file() else None},
+        base_model={"name": settings.lm_model, "weights_sha256": weights_sha256(weights) if weights.is_file() else None,
+                    **card_facts(path)},
         method={"name": "zeroshot", "backend": "lm", "options": cfg.method.options, "trainable_parameters": 0,
                 "total_parameters": sum(p.numel() for p in lm.parameters()),
                 "label_descriptions": {s.name: s.description for s in specs if s.description}},
