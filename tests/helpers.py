@@ -11,11 +11,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m domainfit.cli ARGS`` and capture its output."""
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None, cwd: Path | None = None,
+            unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run ``python -m domainfit.cli ARGS`` (in ``cwd``, without the variables ``unset``) and
+    capture its output."""
     full_env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT / "src"), **(env or {}))
+    for name in unset:
+        full_env.pop(name, None)
     return subprocess.run([sys.executable, "-m", "domainfit.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+                          timeout=timeout, env=full_env, cwd=cwd)
 
 
 def fast_settings(**extra) -> dict:

@@ -458,10 +458,11 @@ def test_bad_recipes_fail_before_any_training(tmp_path, tiny_model):
         load_recipe(intents={"data": "x.csv"}, faq={"data": "f.csv", "questions": "q"})
     with pytest.raises(ConfigError, match="out_of_scope.method"):
         load_recipe(intents={"data": "x.csv"}, out_of_scope={"method": "magic"})
-    (folder / "extra.csv").write_text("intent,answer\nunknown_intent,hi\n", encoding="utf-8")
+    (folder / "extra.csv").write_text("intent,answer\ncard_arival,hi\nrefund,back\nunknown_intent,hi\n",
+                                      encoding="utf-8")
     recipe = load_recipe(intents={"data": str(folder / "intents.csv"), "model": str(tiny_model)},
                          answers=str(folder / "extra.csv"))
-    with pytest.raises(ConfigError, match="unknown_intent"):
+    with pytest.raises(ConfigError, match="look misspelt: 'card_arival' \\(the data has 'card_arrival'\\)"):
         train_bundle(recipe, folder / "never")
     assert not (folder / "never").exists() and not list(folder.glob(".never.*"))
     recipe = load_recipe(intents={"data": str(folder / "intents.csv"), "model": str(tiny_model)})

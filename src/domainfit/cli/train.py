@@ -15,12 +15,15 @@ app = typer.Typer()
 
 
 @app.command(epilog="Example: domainfit train --data train.csv --eval-data test.csv --output my-model --method lora\n\n"
+             "domainfit train examples/banking77.yaml --epochs 3\n\n"
              "domainfit train --task token-classification --data train.jsonl --eval-data test.jsonl --output ner\n\n"
              "domainfit train --task retrieval --data pairs.csv --text-column query --text-pair-column answer "
              "--output faq\n\n"
              "domainfit train --data train.csv --shots 8 --method fewshot --output my-model\n\n"
              "domainfit train --method zeroshot --labels labels.csv --output my-model")
 def train(
+    config_file: Optional[Path] = typer.Argument(None, metavar="CONFIG",
+                                                 help="YAML run configuration (the same as --config)."),
     data: Optional[str] = typer.Option(None, "--data", help="Training file (CSV, TSV, JSONL, Parquet)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Artifact folder to write."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Labelled file scored at the end."),
@@ -55,8 +58,12 @@ def train(
 ) -> None:
     """Train a model on a labelled file (or, with zeroshot, a label list) and save it as an artifact folder."""
     from .. import run
+    from ..core.errors import ConfigError
 
     quiet_libraries()
+    if config_file is not None and config is not None and config_file != config:
+        raise ConfigError(f"two configurations given ({config_file} and --config {config}); give one.")
+    config = config or config_file
     settings = {"data.train": data, "output": output, "data.eval": eval_data, "data.validation": validation_data,
                 "task": task, "method.name": method, "model": model, "data.text_column": text_column,
                 "data.label_column": label_column, "data.text_pair_column": text_pair_column,

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import numbers
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,63 @@ import yaml
 from .errors import ConfigError
 
 __all__ = ["DataConfig", "TrainingConfig", "MethodConfig", "RunConfig", "load_config", "apply_overrides",
-           "parse_overrides",
-           "setting_key", "flatten"]
+           "parse_overrides", "setting_key", "flatten", "read_yaml", "expand_env"]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, where: str = "config") -> Any:
+    """``${NAME}`` and ``${NAME:-default}`` in the strings of a parsed YAML value, replaced by
+    the environment variable ``NAME`` (or ``default`` when it is unset or empty); lists and
+    mappings are walked. A string that starts with the reference and whose value comes from
+    the environment as a relative path gets it made absolute against the working folder
+    (where the shell that set it is), so that a file relative to the YAML still finds it.
+
+    Raises:
+        ConfigError: ``${NAME}`` without a default and ``NAME`` unset.
+
+    Example:
+        >>> expand_env({"train": "${NO_SUCH_VAR_HERE:-examples/data}/train.csv"})
+        {'train': 'examples/data/train.csv'}
+    """
+    if isinstance(value, dict):
+        return {k: expand_env(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def one(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found:
+            return os.path.abspath(found) if match.start() == 0 and not os.path.isabs(found) else found
+        if default is None:
+            raise ConfigError(f"{where}: {match.group(0)} names the environment variable {name}, which is not set; "
+                              f"set it, or write ${{{name}:-default}}.")
+        return default
+
+    return _ENV_REF.sub(one, value)
+
+
+def read_yaml(path: str | Path, what: str = "Config file") -> Any:
+    """A YAML file parsed, with environment references expanded (:func:`expand_env`).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or not valid YAML, or names an unset variable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist." if not path.exists() else f"{what} {path} is not a file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    return expand_env(data, str(path))
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -294,7 +350,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Build a checked :class:`RunConfig` from YAML, dotted overrides and keywords, in that order.
 
     Args:
-        path: optional YAML file.
+        path: optional YAML file; ``${NAME}`` / ``${NAME:-default}`` in its values are read
+            from the environment (:func:`expand_env`); relative paths stay relative to the
+            working folder.
         overrides: ``["training.epochs=3", ...]``.
         **kwargs: settings by name (``epochs=3``, ``eval_data="test.csv"``, ``method="lora"``)
             or by dotted place (``**{"training.epochs": 3}``); ``None`` values are ignored.
@@ -308,12 +366,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """
     raw: dict = {}
     if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"Config file {path} does not exist.") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from exc
+        raw = read_yaml(path) or {}
     raw = apply_overrides(raw, list(overrides or []))
     for key, value in kwargs.items():
         if value is None:

@@ -163,6 +163,25 @@ def _plot_tradeoff(curves: dict[str, list[dict]], path: Path, title: str) -> Non
     plt.close(fig)
 
 
+def _answers_for(answers: dict, known: list[str], file: str | None) -> dict:
+    """The answers of the intents the data has. An answer whose intent looks like a misspelt
+    intent of the data (one without an answer) is an error; answers for intents the data does
+    not have at all (a file written for a larger intent set) are left out with a warning."""
+    import difflib
+
+    unknown = sorted(set(answers) - set(known))
+    unanswered = [i for i in known if i not in answers]
+    misspelt = {name: close[0] for name in unknown
+                if (close := difflib.get_close_matches(name, unanswered, n=1, cutoff=0.85))}
+    if misspelt:
+        shown = ", ".join(f"'{a}' (the data has '{b}')" for a, b in list(misspelt.items())[:10])
+        raise ConfigError(f"{file}: answers for intents the data does not have, which look misspelt: {shown}.")
+    if unknown:
+        say(f"[yellow]warning:[/] {escape(str(file))}: {len(unknown)} answer(s) are for intents the data does not "
+            f"have and are left out: {escape(', '.join(unknown[:8]))}{' ...' if len(unknown) > 8 else ''}")
+    return {k: v for k, v in answers.items() if k in known}
+
+
 def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False) -> Path:
     """Build a bundle from a recipe (see :mod:`.recipe`) into ``output``; returns its path."""
     from ...artifact import is_artifact
@@ -190,10 +209,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
     oos_label = recipe.intents.oos_label
     intents = sorted({e.label for e in data.examples})
     known = [i for i in intents if i != oos_label]
-    unknown_answers = sorted(set(answers) - set(known))
-    if unknown_answers:
-        raise ConfigError(f"{recipe.answers}: answers for intents the data does not have: "
-                          f"{', '.join(unknown_answers[:10])}{' ...' if len(unknown_answers) > 10 else ''}.")
+    answers = _answers_for(answers, known, recipe.answers)
     without = [i for i in known if i not in answers]
     if without and answers:
         say(f"[yellow]warning:[/] {len(without)} intent(s) have no answer template and are answered from the "

@@ -1,6 +1,7 @@
 """The customer-service recipe: which files make the assistant, and how.
 
-A YAML file (paths are relative to it) or the same given on the command line::
+A YAML file (paths are relative to it; ``${NAME}`` and ``${NAME:-default}`` are read from
+the environment) or the same given on the command line::
 
     intents:                       # labelled historical queries → intents (required)
       data: history.csv
@@ -149,9 +150,9 @@ def _explain(exc: ValidationError, header: str) -> ConfigError:
 
 
 def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
-    """Read a recipe YAML (relative paths against its folder), or build one from ``given``
-    (paths relative to the working folder)."""
-    import yaml
+    """Read a recipe YAML (relative paths against its folder; ``${NAME:-default}`` read from
+    the environment), or build one from ``given`` (paths relative to the working folder)."""
+    from ...core.config import read_yaml
 
     if path is None:
         try:
@@ -159,12 +160,7 @@ def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
         except ValidationError as exc:
             raise _explain(exc, "The options do not make a valid customer-service recipe") from None
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe {path} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = read_yaml(path, "recipe")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe is a mapping (intents:, answers:, faq:, ...).")
     try:
