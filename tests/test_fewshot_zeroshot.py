@@ -176,7 +176,14 @@ def test_auto_picks_by_data_and_budget(tmp_path, tiny_model):
     many = load_dataset(write_intents_csv(tmp_path / "many.csv", per_class=40)).examples
     base = resolve_model(str(tiny_model))
     task = get_task("classification")
-    assert choose_method(load_config(None), task, many, base).method == "full"
+    chosen = choose_method(load_config(None), task, many, base)
+    assert chosen.method == "full" and "s estimated on this machine" in chosen.reason and "about 0" not in chosen.reason
+    from domainfit.run.auto import duration, estimate_seconds
+    assert [duration(m) for m in (0.01, 0.5, 2.345, 42.4)] == ["about 5 s", "about 30 s", "about 2.3 min",
+                                                               "about 42 min"]
+    # more data, more epochs or fp32 take longer; a fixed cost keeps a tiny run above zero
+    assert 0 < estimate_seconds(10, 1, 22.7e6) < estimate_seconds(1000, 1, 22.7e6) < estimate_seconds(1000, 3, 22.7e6)
+    assert estimate_seconds(1000, 3, 22.7e6, bf16=False) > estimate_seconds(1000, 3, 22.7e6)
     tight = choose_method(load_config(None, **{"method.budget_minutes": 1e-5}), task, many, base)
     assert tight.method == "adapter" and tight.epochs is not None and tight.epochs < 10
     assert "budget" in tight.reason

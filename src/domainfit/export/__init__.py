@@ -69,8 +69,8 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
 
     def build(staging: Path) -> dict:
         graph = staging / "model.onnx"
-        trace(model, source.tokenizer, graph, embedding=task.model_kind == "embedding",
-              per_token=task.model_kind == "token", opset=opset)
+        traced = trace(model, source.tokenizer, graph, embedding=task.model_kind == "embedding",
+                       per_token=task.model_kind == "token", opset=opset)
         fused = fuse_attention(graph, getattr(getattr(model, "encoder", None), "config", None)) if fuse else {}
         if quantize == "int8":
             quantize_int8(graph)
@@ -85,12 +85,14 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
                    "fused": fused,
                    "parity": {"texts": len(examples), "max_abs_difference": difference, "agreement": agreement,
                               "min_agreement": min_agreement, "from": "--data" if data is not None else PARITY_SAMPLE},
-                   "bytes": graph.stat().st_size}
+                   "bytes": graph.stat().st_size, "tracer_warnings": traced}
         if agreement < min_agreement:
+            warned = (f" The tracer warned that the graph might not generalise ({len(traced)} warning(s), first: "
+                      f"{traced[0]})." if traced else "")
             raise DomainfitError(f"parity check failed: the exported model agrees with the original on "
                                  f"{agreement:.2%} of {len(examples)} texts (largest probability difference "
-                                 f"{difference:.4f}), below --min-agreement {min_agreement:.2%}. Nothing was "
-                                 "written; try without --quantize.")
+                                 f"{difference:.4f}), below --min-agreement {min_agreement:.2%}.{warned} Nothing "
+                                 "was written; try without --quantize.")
         return {"export": section}
 
     return read_manifest(write_artifact(output, manifest, fill=build))["export"]

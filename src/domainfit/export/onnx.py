@@ -54,8 +54,13 @@ def merge_peft(model) -> None:
         model.encoder = encoder.merge_and_unload()
 
 
-def trace(model, tokenizer, path: Path, *, embedding: bool, per_token: bool, opset: int) -> None:
-    """Trace ``model`` into an ONNX graph at ``path`` (dynamic batch and sequence axes)."""
+def trace(model, tokenizer, path: Path, *, embedding: bool, per_token: bool, opset: int) -> list[str]:
+    """Trace ``model`` into an ONNX graph at ``path`` (dynamic batch and sequence axes).
+
+    Returns the tracer's warnings (one line each, without repeats) instead of printing them:
+    they say a trace *might* not generalise to other inputs, which the caller's parity
+    check on real texts of varied lengths settles (``export_model`` shows them only when it
+    fails)."""
     example = tokenizer(["a short text", "and a longer second text here"], padding=True, return_tensors="pt")
     types = example.get("token_type_ids")
     if types is None:
@@ -72,7 +77,7 @@ def trace(model, tokenizer, path: Path, *, embedding: bool, per_token: bool, ops
     if config is not None:
         config._attn_implementation = "eager"
     try:
-        _export(wrapper, example, types, path, axes, opset)
+        return _export(wrapper, example, types, path, axes, opset)
     finally:
         if config is not None:
             config._attn_implementation = previous
@@ -129,15 +134,21 @@ def fuse_attention(path: Path, config) -> dict[str, int]:
     return counts
 
 
-def _export(wrapper, example, types, path: Path, axes: dict, opset: int) -> None:
+def _export(wrapper, example, types, path: Path, axes: dict, opset: int) -> list[str]:
+    import warnings
+
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             torch.onnx.export(wrapper, (example["input_ids"], example["attention_mask"], types), str(path),
                               input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["output"],
                               dynamic_axes=axes, opset_version=opset, dynamo=False)
     except Exception as exc:  # the tracer's errors are long; say what failed and why
         raise DomainfitError(f"ONNX export failed while tracing the model: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:300]}") from exc
+    lines = [f"{w.category.__name__}: {str(w.message).splitlines()[0][:200]}" for w in caught
+             if not issubclass(w.category, DeprecationWarning)]  # about the exporter, not this graph
+    return list(dict.fromkeys(lines))
 
 
 def quantize_int8(path: Path) -> None:
