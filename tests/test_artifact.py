@@ -464,3 +464,20 @@ def test_the_model_card_says_what_it_does_not_know():
     assert "Entity types: `LOC`." in card and "30.0% of the train data's tokens are unknown" in card
     assert "No labelled data was scored" in card and "model-index" not in card
     assert "sentences are cut into windows" in card
+
+
+def test_writers_create_missing_folders_and_name_one_they_cannot_write(tmp_path):
+    from domainfit.core.errors import ConfigError
+    from domainfit.core.io import atomic_file
+
+    with atomic_file(tmp_path / "new" / "deeper" / "out.csv") as part:
+        part.write_text("a\n", encoding="utf-8")
+    assert (tmp_path / "new" / "deeper" / "out.csv").read_text(encoding="utf-8") == "a\n"
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"cannot write .*file/out\.csv"):
+        with atomic_file(blocker / "out.csv"):
+            pass
+    with pytest.raises(ConfigError, match=r"cannot write .*file/folder"):
+        with staged_folder(blocker / "folder"):
+            pass

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
+from .errors import ConfigError, ManifestError
 
 __all__ = ["atomic_file", "atomic_write_text", "atomic_write_json", "to_jsonable", "staged_folder",
            "replace_folder", "merge_folder", "fsync_tree", "is_plain_name", "inside"]
@@ -98,16 +98,31 @@ def fsync_tree(path: str | os.PathLike) -> None:
         _fsync(path)
 
 
+def _writable_folder(folder: Path, target: Path) -> None:
+    """Create ``folder`` if missing; a folder that cannot be made or written is the user's
+    to fix (a wrong path, no permission), so it is a ConfigError naming ``target``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc.strerror or exc} ({exc.filename or folder})") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"cannot write {target}: the folder {folder} is not writable")
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` when the block ends
-    without an error, delete it otherwise.
+    without an error, delete it otherwise. Missing parent folders are created.
+
+    Raises:
+        ConfigError: the folder cannot be created or written to (named, with the reason).
 
     Example:
         >>> with atomic_file(tmp / "out.csv") as part:          # doctest: +SKIP
         ...     part.write_text("text,label\\n")
     """
     path = Path(path)
+    _writable_folder(path.parent, path)
     # A unique name rather than tempfile.mkstemp: mkstemp creates files with mode 0600, and
     # our files should get the usual umask-based permissions.
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
@@ -202,8 +217,11 @@ def staged_folder(dest: str | os.PathLike, *, merge: bool = False, last: str | N
     On an error the staging folder is deleted and ``dest`` is as it was.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    _writable_folder(dest.parent, dest)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {dest}: {exc.strerror or exc}") from None
     try:
         yield staging
         if merge and dest.is_dir():
