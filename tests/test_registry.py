@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -91,9 +92,10 @@ def test_add_to_production_checks_the_copy_before_anything_changes(artifact, tmp
     before, files = reg.state_file("intents").read_bytes(), _tree(tmp_path / "reg")
     real_copytree = shutil.copytree
 
-    def damaging_copytree(src, dst, **kwargs):
-        done = real_copytree(src, dst, **kwargs)
-        _truncate(dst / "adapter.safetensors")
+    def damaging_copytree(src, dst, *args, **kwargs):
+        done = real_copytree(src, dst, *args, **kwargs)
+        if (Path(dst) / "adapter.safetensors").is_file():  # the model folder, not a subfolder such as report/
+            _truncate(Path(dst) / "adapter.safetensors")
         return done
 
     monkeypatch.setattr(registry_module.shutil, "copytree", damaging_copytree)

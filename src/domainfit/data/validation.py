@@ -21,7 +21,7 @@ from domainfit.core.errors import Problem
 
 __all__ = [
     "validate_examples", "row_problems", "check_split_possible", "check_eval_labels",
-    "UnseenLabel", "format_lines", "token_check", "TokenCheck", "UNKNOWN_TOKEN_WARNING",
+    "UnseenLabel", "format_lines", "token_check", "TokenCheck", "UNKNOWN_TOKEN_WARNING", "unknown_pieces",
 ]
 
 # Tokenize in batches so a large file never holds all token ids at once.
@@ -206,39 +206,20 @@ def token_check(examples: Sequence[Example], file: str, tokenizer: Any, max_leng
         model_limit = None
     if max_length is None:
         max_length = model_limit
-    unk_id = getattr(tokenizer, "unk_token_id", None)
-    offsets = bool(getattr(tokenizer, "is_fast", False)) and unk_id is not None
+    counts = _TokenCounts(tokenizer)
     long_lines, longest, beyond = [], 0, 0
-    tokens = unknown = 0
-    unknown_text: Counter = Counter()
     for start in range(0, len(examples), _TOKENIZE_BATCH):
         batch = examples[start:start + _TOKENIZE_BATCH]
         texts = [e.text for e in batch]
         pairs = [e.text_pair or "" for e in batch] if any(e.text_pair for e in batch) else None
-        # verbose=False: we report long texts ourselves, once, in the user's terms
-        encoded = tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False,
-                            return_special_tokens_mask=True, return_offsets_mapping=offsets)
-        for n, (e, ids) in enumerate(zip(batch, encoded["input_ids"], strict=True)):
-            special = encoded["special_tokens_mask"][n]
-            tokens += len(ids) - sum(special)
-            if unk_id is not None:
-                found = [k for k, i in enumerate(ids) if i == unk_id and not special[k]]
-                unknown += len(found)
-                if offsets and found:
-                    spans = encoded["offset_mapping"][n]
-                    seq = encoded.sequence_ids(n)
-                    for k in found:
-                        source = e.text if seq[k] in (0, None) else (e.text_pair or "")
-                        piece = source[spans[k][0]:spans[k][1]]
-                        if piece:
-                            unknown_text[piece] += 1
+        for e, ids in zip(batch, counts.add(texts, pairs), strict=True):
             if truncation and max_length is not None and len(ids) > max_length:
                 long_lines.append(e.line)
                 longest = max(longest, len(ids))
                 beyond += model_limit is not None and len(ids) > model_limit
     warnings = []
-    share = unknown / tokens if tokens and unk_id is not None else None
-    top = [piece for piece, _ in unknown_text.most_common(10)]
+    share = counts.share
+    top = [piece for piece, _ in counts.pieces.most_common(10)]
     if share is not None and share > UNKNOWN_TOKEN_WARNING:
         shown = f" (most often: {' '.join(top)})" if top else ""
         warnings.append(
@@ -248,6 +229,52 @@ def token_check(examples: Sequence[Example], file: str, tokenizer: Any, max_leng
     if long_lines:
         warnings.insert(0, _truncation_message(file, long_lines, longest, beyond, max_length, model_limit))
     return TokenCheck(warnings, share, top)
+
+
+class _TokenCounts:
+    """Tokens, unknown tokens and the text pieces that became unknown, over batches of texts."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.unk_id = getattr(tokenizer, "unk_token_id", None)
+        self.offsets = bool(getattr(tokenizer, "is_fast", False)) and self.unk_id is not None
+        self.tokens = self.unknown = 0
+        self.pieces: Counter = Counter()
+
+    @property
+    def share(self) -> float | None:
+        return self.unknown / self.tokens if self.tokens and self.unk_id is not None else None
+
+    def add(self, texts: list[str], pairs: list[str] | None = None) -> list[list[int]]:
+        """Count one batch; returns its token ids (with the special tokens)."""
+        # verbose=False: we report long texts ourselves, once, in the user's terms
+        encoded = self.tokenizer(texts, pairs, truncation=False, add_special_tokens=True, verbose=False,
+                                 return_special_tokens_mask=True, return_offsets_mapping=self.offsets)
+        for n, ids in enumerate(encoded["input_ids"]):
+            special = encoded["special_tokens_mask"][n]
+            self.tokens += len(ids) - sum(special)
+            if self.unk_id is None:
+                continue
+            found = [k for k, i in enumerate(ids) if i == self.unk_id and not special[k]]
+            self.unknown += len(found)
+            if self.offsets and found:
+                spans, seq = encoded["offset_mapping"][n], encoded.sequence_ids(n)
+                for k in found:
+                    source = texts[n] if seq[k] in (0, None) else (pairs[n] if pairs else "")
+                    piece = source[spans[k][0]:spans[k][1]]
+                    if piece:
+                        self.pieces[piece] += 1
+        return encoded["input_ids"]
+
+
+def unknown_pieces(tokenizer: Any, texts: Sequence[str]) -> tuple[Counter, float | None]:
+    """The pieces of ``texts`` the tokenizer reads as unknown (``[UNK]``), with their counts,
+    and the share of unknown tokens (None for a tokenizer without an unknown token). Needs
+    a fast tokenizer to name the pieces; a slow one gives the share only."""
+    counts = _TokenCounts(tokenizer)
+    for start in range(0, len(texts), _TOKENIZE_BATCH):
+        counts.add(list(texts[start:start + _TOKENIZE_BATCH]))
+    return counts.pieces, counts.share
 
 
 def _truncation_message(file: str, long_lines: list, longest: int, beyond: int, max_length: int,
