@@ -79,6 +79,39 @@ def train(
         say(f"Report: {escape(str(result.path / 'report' / 'report.md'))}")
 
 
+@app.command(epilog="Example: domainfit pretrain --data reviews.csv --output reviews-base --extend-vocab --steps 2000\n\n"
+             "domainfit train --data train.csv --model reviews-base --output my-model")
+def pretrain(
+    data: str = typer.Option(..., "--data", help="Unlabelled text: a CSV/TSV/JSONL/Parquet file (--text-column), a "
+                             ".txt file (one text per line), or a folder of such files."),
+    output: str = typer.Option(..., "--output", "-o", help="Base-model folder to write (then: --model FOLDER)."),
+    model: str = typer.Option("default", "--model", help="'default', a local model folder, a hub id, or a model "
+                              "domainfit trained."),
+    text_column: str = typer.Option("text", "--text-column", help="Column with the text."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps [default: 10 passes over the texts]."),
+    passes: Optional[float] = typer.Option(None, "--passes", help="Passes over the texts (when --steps is not given)."),
+    extend_vocab: bool = typer.Option(False, "--extend-vocab", help="Add the pieces the tokenizer reads as [UNK] "
+                                      "(e.g. Chinese characters for the default model) as new tokens first."),
+    min_count: int = typer.Option(2, "--min-count", help="--extend-vocab: a piece must occur this often."),
+    max_new_tokens: int = typer.Option(10_000, "--max-new-tokens", help="--extend-vocab: most pieces added."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Texts per optimizer step."),
+    learning_rate: float = typer.Option(1e-4, "--learning-rate", help="Peak learning rate."),
+    max_length: int = typer.Option(128, "--max-length", help="Tokens per window; longer texts are cut into windows."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16."),
+    seed: int = typer.Option(42, "--seed", help="Random seed (masks, order, validation texts)."),
+    resume: str = typer.Option("auto", "--resume", help="auto: continue an unfinished run; never: refuse."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what the output folder holds."),
+) -> None:
+    """Continue pre-training an encoder on your own unlabelled text (masked words), for a better base model."""
+    from ..run.pretrain import pretrain as run_pretrain
+
+    quiet_libraries()
+    run_pretrain(data, output, model=model, text_column=text_column, steps=steps, passes=passes,
+                 extend_vocab=extend_vocab, min_count=min_count, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                 learning_rate=learning_rate, max_length=max_length, precision=precision, seed=seed, resume=resume,
+                 overwrite=overwrite)
+
+
 @app.command(epilog="Example: domainfit demo --output demo-model")
 def demo(output: Path = typer.Option(Path("demo-model"), "--output", "-o", help="Where to save the demo model."),
          model: str = typer.Option("default", "--model", help="Base model."),

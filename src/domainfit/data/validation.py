@@ -224,8 +224,9 @@ def token_check(examples: Sequence[Example], file: str, tokenizer: Any, max_leng
         shown = f" (most often: {' '.join(top)})" if top else ""
         warnings.append(
             f"{file}: {share:.1%} of the tokens are unknown to the base model's vocabulary ([UNK]){shown}; "
-            "the model cannot tell those apart. Use a base model whose vocabulary covers this text's language or "
-            "script (--model; docs/training.md, 'The base model').")
+            "the model cannot tell those apart. Teach the model those pieces with `domainfit pretrain --data FILE "
+            "--extend-vocab --output BASE`, then train with --model BASE, or use a base model whose vocabulary covers "
+            "this text (docs/training.md, 'Continued pre-training').")
     if long_lines:
         warnings.insert(0, _truncation_message(file, long_lines, longest, beyond, max_length, model_limit))
     return TokenCheck(warnings, share, top)
