@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,9 +54,9 @@ def _run_domainfit(dataset: str, overrides: list[str], tmp: Path) -> dict:
     folder = SHARED_DATA / dataset
     settings = {"task": "token-classification", "data.train": str(folder / "train.jsonl"),
                 "data.validation": str(folder / "validation.jsonl")}
-    for item in overrides:
+    for item in overrides:  # read as --set reads them: numbers, true/false
         key, _, value = item.partition("=")
-        settings[key] = value
+        settings[key] = yaml.safe_load(value)
     t0 = time.perf_counter()
     result = domainfit.train(output=str(tmp / "model"), **settings)
     seconds = time.perf_counter() - t0
@@ -64,6 +66,7 @@ def _run_domainfit(dataset: str, overrides: list[str], tmp: Path) -> dict:
     preds = model.predict_tokens([r["tokens"] for r in test])
     predict_seconds = time.perf_counter() - t1
     return {"seconds": seconds, "predict_seconds": predict_seconds, "steps": result.state.global_step,
+            "validation_f1": result.state.best_score, "best_step": result.state.best_step,
             "epochs_run": round(result.state.global_step / max(1, result.state.total_steps)
                                 * float(settings.get("training.epochs", 10)), 2),
             "gold": [r["tags"] for r in test], "pred": [p["tags"] for p in preds]}
@@ -151,7 +154,8 @@ def _key(spec: dict) -> str:
 
 def run(specs: list[dict], rerun: bool) -> dict:
     def summary(r: dict) -> str:
-        return (f"P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} {r['seconds']:.0f} s "
+        val = f"val F1 {r['validation_f1']:.4f} " if r.get("validation_f1") is not None else ""
+        return (val + f"P {r['precision']:.4f} R {r['recall']:.4f} F1 {r['f1']:.4f} {r['seconds']:.0f} s "
                 f"RSS {r['peak_rss_mb']:.0f} MiB load {r['load_before']:.1f}/{r['load_after']:.1f}")
 
     return run_cached(specs, _key, RESULTS_FILE, __file__, summary, rerun)

@@ -200,6 +200,25 @@ def test_token_training_without_entities_is_refused(tmp_path, tiny_model):
         domainfit.train(output=str(tmp_path / "m"), model=str(tiny_model), task=NER, **{"data.train": str(data)})
 
 
+def test_token_classification_trains_with_its_own_measured_defaults(tmp_path, tiny_model):
+    assert get_task(NER).training_defaults == {"training.label_smoothing": 0.0}  # WNUT-17: docs/training.md
+    data = write_ner_data(tmp_path)
+    common = {"model": str(tiny_model), "task": NER, "data.train": str(data), "training.epochs": 1}
+    plain = domainfit.train(output=str(tmp_path / "plain"), **common)
+    assert plain.manifest["config"]["training"]["label_smoothing"] == 0.0
+    # what the user sets wins: a keyword (or --set), and a YAML file
+    mine = domainfit.train(output=str(tmp_path / "mine"), **common, **{"training.label_smoothing": 0.2})
+    assert mine.manifest["config"]["training"]["label_smoothing"] == 0.2
+    config = tmp_path / "run.yaml"
+    config.write_text("training:\n  label_smoothing: 0.3\n", encoding="utf-8")
+    from_yaml = domainfit.train(str(config), output=str(tmp_path / "yaml"), **common)
+    assert from_yaml.manifest["config"]["training"]["label_smoothing"] == 0.3
+    # a classifier keeps its method's default
+    text = domainfit.train(output=str(tmp_path / "text"), model=str(tiny_model), method="full",
+                           **{"data.train": str(write_task_data(tmp_path, "classification")), "training.epochs": 1})
+    assert text.manifest["config"]["training"]["label_smoothing"] == 0.1
+
+
 @pytest.mark.integration
 def test_ner_cli_train_and_evaluate_json(tmp_path, tiny_model):
     data = write_ner_data(tmp_path, copies=2)

@@ -346,10 +346,13 @@ def setting_key(key: str) -> str:
     raise ConfigError(f"Unknown setting {key!r}{hint}")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **kwargs: Any) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                defaults: dict | None = None, **kwargs: Any) -> RunConfig:
     """Build a checked :class:`RunConfig` from YAML, dotted overrides and keywords, in that order.
 
     Args:
+        defaults: dotted settings applied first, under everything else (a task's own
+            defaults: ``{"training.label_smoothing": 0.0}``).
         path: optional YAML file; ``${NAME}`` / ``${NAME:-default}`` in its values are read
             from the environment (:func:`expand_env`); relative paths stay relative to the
             working folder.
@@ -367,6 +370,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     raw: dict = {}
     if path is not None:
         raw = read_yaml(path) or {}
+    if defaults:
+        raw = _under(raw, defaults)
     raw = apply_overrides(raw, list(overrides or []))
     for key, value in kwargs.items():
         if value is None:
@@ -383,6 +388,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             node = node.setdefault(part, {})
         node[last] = value
     return RunConfig.from_dict(raw).check()
+
+
+def _under(raw: dict, defaults: dict) -> dict:
+    """``raw`` with each dotted default filled in where ``raw`` does not set it."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for key, value in defaults.items():
+        node = out
+        *parents, last = setting_key(key).split(".")
+        for part in parents:
+            if not isinstance(node.get(part, {}), dict):
+                break
+            node = node.setdefault(part, {})
+        else:
+            node.setdefault(last, value)
+    return out
 
 
 def flatten(config: RunConfig) -> dict:

@@ -60,11 +60,14 @@ def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eva
             settings[_DATA_ARGS[name]] = os.fspath(value)
         else:
             frames[_DATA_ARGS[name]] = value
-    if isinstance(config, RunConfig):
+    if isinstance(config, RunConfig):  # taken as it is: every one of its settings counts as set
         cfg = load_config(None, overrides, **{**flatten(config), **settings})
+        get_task(cfg.task)  # an unknown task fails here, before anything is read
     else:
         cfg = load_config(config, overrides, **settings)
-    get_task(cfg.task)  # an unknown task fails here, before anything is read
+        task_defaults = get_task(cfg.task).training_defaults  # (an unknown task fails here)
+        if task_defaults:  # the task's own defaults (docs/training.md), under everything the user set
+            cfg = load_config(config, overrides, defaults=task_defaults, **settings)
     train_rows, eval_rows, val_rows = (frames.get(k) for k in ("data.train", "data.eval", "data.validation"))
     if cfg.method.name == "zeroshot" or (cfg.method.name == "auto" and train_rows is None and cfg.data.train is None
                                          and cfg.data.labels is not None):

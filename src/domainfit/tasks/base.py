@@ -74,6 +74,9 @@ class Task(ABC):
     splits_batches: bool = True  # a long batch may be cut into micro-batches (not with in-batch negatives)
     validation_score = None  # optional ``fn(model, encoded, pad_id, bf16, device) -> float``
     learning_rate_factor: float = 1.0  # scales the method's default learning rate for this task
+    # settings this task trains best with where the user set nothing (dotted keys, measured:
+    # docs/training.md); the user's YAML, --set and options still win
+    training_defaults: dict = {}
     text_classes: bool = False  # assigns classes (with names a label file can list) to one text
     multi_label: bool = False  # any number of classes per text (one sigmoid each)
     metrics_read_probabilities: bool = False  # metrics() takes the probability matrix (calibration)
