@@ -1,21 +1,29 @@
 """Model quality where the small English default falls short, each lever against the
 default-model baseline measured in the same run.
 
-Rows (each one its own process, cached in results/quality.json; ``--rerun`` measures again):
+Rows (each one its own process, cached in results/quality.json; ``--rerun`` measures again),
+named ``DATASET-LEVER[@ROWS]``:
 
-- ``waimai-default``: Chinese food-delivery reviews (waimai_10k), the default model
-  fine-tuned on the training split as it is (most characters are [UNK] to it);
-- ``waimai-pretrained``: the same, from a base made by ``domainfit pretrain --extend-vocab``
-  on the training split's texts, labels ignored (the test texts are never seen); the base
-  is built once per step count and reused;
-- the same two with ``--train-rows 1000`` (1,000 labelled training rows, as in the report
-  that found the problem; the base still comes from all the training texts, unlabelled, as
-  a company would have many more reviews than labels), suffixed ``@1000``.
+- data sets: ``waimai`` (Chinese food-delivery reviews, waimai_10k; most characters are
+  [UNK] to the default model), ``phrasebank`` (Financial PhraseBank, all agreement
+  levels), ``banking77`` (77 intents); each trained on its train split, scored on its test
+  split, the validation share split from train (seeded) as ``domainfit train`` does;
+- ``default``: the default model fine-tuned with domainfit's defaults, with the n-gram
+  companion (``training.ensemble=ngram``) fitted after it: the row records the encoder's
+  own test scores, the blend's, and what ``ensemble: auto`` (the default of ``--method
+  auto``) chose on validation, all from one training (the encoder does not depend on the
+  companion);
+- ``pretrained``: the same from a base made by ``domainfit pretrain`` (``--extend-vocab``)
+  on the training split's texts, labels ignored (task-adaptive; test texts are never seen);
+  the base is built once per data set and step count and reused;
+- ``--train-rows N`` trains on N labelled rows (stratified, seeded; the base still reads all
+  training texts, as a company has more texts than labels), suffixed ``@N``.
 
 Every row records the [UNK] share of the training data, test accuracy and macro-F1, the
 majority-class accuracy, and the wall-clock seconds of each stage.
 
-Command: ``python benchmarks/quality.py [--rows waimai] [--train-rows N] [--pretrain-steps N] [--rerun]``
+Command: ``python benchmarks/quality.py [--datasets waimai,phrasebank,banking77]
+[--levers default,pretrained] [--train-rows N] [--pretrain-steps N] [--rerun]``
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ from _common import HERE, RESULTS_DIR, SHARED_DATA, machine, run_cached, upsert_
 WORK = HERE / "work" / "quality"
 RESULTS = RESULTS_DIR / "quality.json"
 SCRIPT = str(Path(__file__).resolve())
-WAIMAI = SHARED_DATA / "waimai_10k"
+DATASETS = {"waimai": ("waimai_10k", "waimai_10k"), "phrasebank": ("financial_phrasebank", "Financial PhraseBank"),
+            "banking77": ("banking77", "Banking77")}
 
 
 def _subset(path: Path, rows: int | None, seed: int = 42) -> Path:
@@ -66,44 +75,97 @@ def _subset(path: Path, rows: int | None, seed: int = 42) -> Path:
     return out
 
 
+def _scores(gold: list[str], predicted: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"accuracy": accuracy_score(gold, predicted), "macro_f1": f1_score(gold, predicted, average="macro")}
+
+
 def worker(spec: dict) -> dict:
     import domainfit
     from domainfit.run.pretrain import pretrain
 
-    train = _subset(WAIMAI / "train.csv", spec.get("train_rows"))
-    test = WAIMAI / "test.csv"
-    tag = spec["name"]
-    seconds = {}
-    model = "default"
-    extra = {}
+    folder = SHARED_DATA / DATASETS[spec["dataset"]][0]
+    train = _subset(folder / "train.csv", spec.get("train_rows"))
+    test = folder / "test.csv"
+    seconds: dict[str, float] = {}
+    model, extra = "default", {}
     if spec["lever"] == "pretrained":
-        folder = WORK / f"waimai-base-{spec['pretrain_steps']}"
-        if not (folder / "pretrain.json").is_file():
-            pretrain(WAIMAI / "train.csv", folder, extend_vocab=True, steps=spec["pretrain_steps"], overwrite=True)
-        record = json.loads((folder / "pretrain.json").read_text(encoding="utf-8"))
+        base = WORK / f"{spec['dataset']}-base-{spec['pretrain_steps']}"
+        if not (base / "pretrain.json").is_file():
+            pretrain(folder / "train.csv", base, extend_vocab=True, steps=spec["pretrain_steps"], overwrite=True)
+        record = json.loads((base / "pretrain.json").read_text(encoding="utf-8"))
         seconds["pretrain"] = record["training"]["seconds_this_session"]
-        model = str(folder)
+        model = str(base)
         extra = {"pretrain": {k: record[k] for k in ("vocabulary", "validation")},
                  "pretrain_steps": record["training"]["steps"]}
         extra["pretrain"]["vocabulary"].pop("first_added", None)
     t0 = time.perf_counter()
-    result = domainfit.train(data=str(train), eval_data=str(test), model=model, output=str(WORK / tag),
-                             overwrite=True)
+    result = domainfit.train(data=str(train), eval_data=str(test), model=model, output=str(WORK / spec["name"]),
+                             overwrite=True, **{"training.ensemble": "ngram"})
     seconds["train"] = round(time.perf_counter() - t0, 1)
     with open(test, newline="", encoding="utf-8") as fh:
-        gold = [r["label"] for r in csv.DictReader(fh)]
-    majority = Counter(gold).most_common(1)[0][1] / len(gold)
-    m = result.eval_metrics
-    return {"name": tag, "lever": spec["lever"], "train_rows": result.manifest["data"]["train"]["rows"],
+        rows = list(csv.DictReader(fh))
+    gold, texts = [r["label"] for r in rows], [r["text"] for r in rows]
+    predictor = domainfit.load(result.path)
+    inner = predictor.model.inner  # the encoder model alone, without the companion
+    alone = predictor.task.text_scores(inner, predictor.tokenizer, texts, None, predictor.max_length)
+    encoder = _scores(gold, [predictor.labels[i] for i in alone.argmax(-1).tolist()])
+    blend = {"accuracy": result.eval_metrics["accuracy"], "macro_f1": result.eval_metrics["macro_f1"]}
+    companion = result.manifest["companion"]
+    val = companion["validation"]
+    auto_keeps = companion["weight"] < 1 and val["blend_accuracy"] > val["encoder_accuracy"]
+    return {"name": spec["name"], "dataset": spec["dataset"], "lever": spec["lever"],
+            "train_rows": result.manifest["data"]["train"]["rows"],
             "unk_share_train": result.manifest["data"]["train"].get("unk_share"),
-            "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "majority_accuracy": majority,
-            "steps": result.manifest["training"]["steps"], "seconds": seconds, **extra, "machine": machine()}
+            **encoder, "ngram": {**blend, "weight": companion["weight"], "c": companion["c"],
+                                 "features": companion["features"], "validation": val,
+                                 "seconds": companion["seconds"]},
+            "auto": {"keeps_companion": auto_keeps, **(blend if auto_keeps else encoder)},
+            "majority_accuracy": Counter(gold).most_common(1)[0][1] / len(gold),
+            "steps": result.manifest["training"]["steps"], "seconds": seconds,
+            "precision": result.manifest["training"]["precision"], **extra, "machine": machine()}
+
+
+def _cpu(run: dict) -> str:
+    m = run["machine"]
+    return f"{m.get('cpu_model', '?')} ({', '.join(m.get('instruction_sets') or [])}); {run.get('precision', '?')}"
+
+
+def write_rows(runs: dict, dataset: str, suffix: str, command: str) -> None:
+    header = ("| Row | Default model | + n-gram companion | Pretrained base | Pretrained + companion | "
+              "`auto` (default) | [UNK] before → after | Time (s) | CPU; precision | Command |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
+    base, lever = runs.get(f"{dataset}-default{suffix}"), runs.get(f"{dataset}-pretrained{suffix}")
+    if base is None:
+        return
+
+    def cell(scores: dict) -> str:
+        return f"{scores['accuracy']:.4f} (F1 {scores['macro_f1']:.3f})"
+
+    def blend(run: dict) -> str:
+        return f"{cell(run['ngram'])}, weight {run['ngram']['weight']:.2f}"
+
+    best = max([base] + ([lever] if lever else []), key=lambda r: r["auto"]["accuracy"])
+    unk = f"{base['unk_share_train']:.1%}"
+    times = f"{base['seconds']['train']:.0f}"
+    if lever:
+        v = lever["pretrain"]["vocabulary"]
+        unk = f"{v['unk_share_before']:.1%} → {v['unk_share_after']:.1%} ({v['added_tokens']:,} tokens)"
+        times += f"; {lever['seconds']['pretrain']:.0f} + {lever['seconds']['train']:.0f}"
+    row = (f"| {DATASETS[dataset][1]}{suffix} accuracy (majority {base['majority_accuracy']:.3f}) | {cell(base)} | "
+           f"{blend(base)} | {cell(lever) if lever else '–'} | {blend(lever) if lever else '–'} | "
+           f"{best['auto']['accuracy']:.4f} ({'with' if best['auto']['keeps_companion'] else 'without'} companion"
+           f"{', pretrained base' if best is lever else ''}) | {unk} | {times} | {_cpu(base)} | `{command}` |")
+    upsert_results_row("Quality levers (issue 18)", f"| {DATASETS[dataset][1]}{suffix} ", header, row)
+    print(row)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="waimai", help="which rows (waimai)")
-    parser.add_argument("--train-rows", type=int, default=None, help="training rows (default: all)")
+    parser.add_argument("--datasets", default="waimai,phrasebank,banking77")
+    parser.add_argument("--levers", default="default,pretrained")
+    parser.add_argument("--train-rows", type=int, default=None, help="labelled training rows (default: all)")
     parser.add_argument("--pretrain-steps", type=int, default=2000)
     parser.add_argument("--rerun", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -112,29 +174,18 @@ def main() -> None:
         print("RESULT " + json.dumps(worker(json.loads(args.worker)), default=float), flush=True)
         return
     suffix = f"@{args.train_rows}" if args.train_rows else ""
-    specs = [{"name": f"waimai-{lever}{suffix}", "lever": lever, "train_rows": args.train_rows,
-              "pretrain_steps": args.pretrain_steps} for lever in ("default", "pretrained")]
+    datasets, levers = args.datasets.split(","), args.levers.split(",")
+    specs = [{"name": f"{d}-{lever}{suffix}", "dataset": d, "lever": lever, "train_rows": args.train_rows,
+              "pretrain_steps": args.pretrain_steps} for d in datasets for lever in levers]
     results = run_cached(specs, lambda s: s["name"], RESULTS, SCRIPT,
-                         lambda r: f"accuracy {r['accuracy']:.4f} (majority {r['majority_accuracy']:.3f}), "
-                                   f"[UNK] {r['unk_share_train']:.1%}", rerun=args.rerun)
-    runs = results["runs"]
-    base, lever = runs.get(f"waimai-default{suffix}"), runs.get(f"waimai-pretrained{suffix}")
-    if base and lever:
-        command = "python benchmarks/quality.py" + (f" --train-rows {args.train_rows}" if args.train_rows else "") \
-            + (f" --pretrain-steps {args.pretrain_steps}" if args.pretrain_steps != 2000 else "")
-        m = lever["machine"]
-        cpu = f"{m.get('cpu_model', '?')} ({', '.join(m.get('instruction_sets') or [])}); {m.get('auto_precision')}"
-        header = ("| Row | Baseline (default model) | With the lever | Lever | [UNK] before → after | Time (s) | "
-                  "CPU; precision | Command |\n|---|---|---|---|---|---|---|---|")
-        v = lever["pretrain"]["vocabulary"]
-        row = (f"| waimai_10k{suffix} accuracy | {base['accuracy']:.4f} (macro-F1 {base['macro_f1']:.4f}; majority "
-               f"{base['majority_accuracy']:.3f}) | {lever['accuracy']:.4f} (macro-F1 {lever['macro_f1']:.4f}) | "
-               f"pretrain --extend-vocab ({v['added_tokens']:,} tokens, {lever['pretrain_steps']} steps) on the "
-               f"training split's texts, unlabelled | {v['unk_share_before']:.1%} → {v['unk_share_after']:.1%} | "
-               f"{base['seconds']['train']:.0f} vs {lever['seconds']['pretrain']:.0f} + {lever['seconds']['train']:.0f}"
-               f" | {cpu} | `{command}` |")
-        upsert_results_row("Quality levers (issue 18)", f"| waimai_10k{suffix} ", header, row)
-        print(row)
+                         lambda r: f"encoder {r['accuracy']:.4f}, blend {r['ngram']['accuracy']:.4f} "
+                                   f"(majority {r['majority_accuracy']:.3f}), [UNK] {r['unk_share_train']:.1%}",
+                         rerun=args.rerun)
+    for d in datasets:
+        command = (f"python benchmarks/quality.py --datasets {d} --levers {args.levers}"
+                   + (f" --train-rows {args.train_rows}" if args.train_rows else "")
+                   + (f" --pretrain-steps {args.pretrain_steps}" if args.pretrain_steps != 2000 else ""))
+        write_rows(results["runs"], d, suffix, command)
 
 
 if __name__ == "__main__":

@@ -165,9 +165,18 @@ def _procedure(manifest: dict) -> list[str]:
             ("stopped early", training.get("stopped_early")),
             ("precision", training.get("precision")),
             ("max length (tokens)", model.get("max_length")),
-            ("seed", config.get("seed"))]
+            ("seed", config.get("seed")),
+            ("n-gram companion", _companion(manifest.get("companion")))]
     rows = [(k, v) for k, v in rows if v is not None]
     return ["## Training procedure", ""] + (_table(["Setting", "Value"], rows) if rows else ["Not recorded.", ""])
+
+
+def _companion(section: dict | None) -> str | None:
+    if not section:
+        return None
+    val = section.get("validation") or {}
+    return (f"blended, encoder weight {section['weight']:.2f} (validation accuracy: encoder "
+            f"{val.get('encoder_accuracy', float('nan')):.4f}, blend {val.get('blend_accuracy', float('nan')):.4f})")
 
 
 def _share(method: dict) -> str | None:

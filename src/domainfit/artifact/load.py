@@ -14,7 +14,7 @@ from .files import CONFIG, check_files
 from .folder import read_manifest
 from .manifest import MANIFEST
 
-__all__ = ["load_model", "load_encoder"]
+__all__ = ["load_model", "load_encoder", "load_companion"]
 
 
 def load_model(path: str | Path, manifest: dict | None = None) -> torch.nn.Module:
@@ -79,6 +79,32 @@ def _torch_model(path: Path, manifest: dict) -> torch.nn.Module:
         raise ManifestError(f"{weights} does not hold the weights of the model {MANIFEST} describes "
                             f"(unexpected {result.unexpected_keys[:3]}).")
     return model.eval()
+
+
+def load_companion(path: str | Path, manifest: dict):
+    """The artifact's n-gram companion (``manifest["companion"]``), or None when it has none.
+
+    Raises:
+        ManifestError: its files are missing or do not fit together.
+    """
+    from ..modeling.ngram import COMPANION_FILES, NgramCompanion
+
+    if not manifest.get("companion"):
+        return None
+    path = Path(path)
+    for name in COMPANION_FILES:
+        if not inside(path, name).is_file():
+            raise ManifestError(f"{path / name} is missing: {MANIFEST} says this model blends an n-gram companion "
+                                "into its predictions. Copy the model folder again.")
+    try:
+        companion = NgramCompanion.load(path)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise ManifestError(f"{path / COMPANION_FILES[0]} does not describe the companion {MANIFEST} names "
+                            f"({_first_line(exc)}).") from exc
+    if len(companion.intercept) != len(manifest.get("labels", [])):
+        raise ManifestError(f"{path / COMPANION_FILES[1]} scores {len(companion.intercept)} classes; the model has "
+                            f"{len(manifest.get('labels', []))}.")
+    return companion
 
 
 def _first_line(exc: Exception) -> str:

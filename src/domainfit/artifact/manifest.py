@@ -76,6 +76,14 @@ class ModelInfo(_Section):
     normalize: bool = False
 
 
+class CompanionInfo(_Section):
+    """A model blended with the encoder's probabilities (``training.ensemble``)."""
+
+    kind: Literal["ngram"] = "ngram"
+    weight: float = Field(..., ge=0, le=1)
+    """The encoder's share of the blend; the companion has the rest."""
+
+
 class TrainingInfo(_Section):
     steps: int = Field(0, ge=0)
     precision: str = "fp32"
@@ -105,6 +113,7 @@ class Manifest(BaseModel):
     """The files of the tokenizer (each also in ``files``)."""
     config: dict[str, Any] = Field(default_factory=dict)
     training: TrainingInfo = Field(default_factory=TrainingInfo)
+    companion: CompanionInfo | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)

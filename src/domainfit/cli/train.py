@@ -49,6 +49,9 @@ def train(
     text_pair_column: Optional[str] = typer.Option(None, "--text-pair-column", help="Optional second text column."),
     on_bad_rows: Optional[str] = typer.Option(None, "--on-bad-rows", help="error (default) | skip."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto | fp32 | bf16."),
+    ensemble: Optional[str] = typer.Option(None, "--ensemble", help="ngram: blend a character/word n-gram model "
+                                           "with the encoder (weight chosen on validation) | auto: only where "
+                                           "validation improves [with --method auto] | none. Classification."),
     save_steps: Optional[int] = typer.Option(None, "--save-steps", help="Checkpoint every N optimizer steps."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (as --set "
@@ -67,7 +70,7 @@ def train(
     settings = {"data.train": data, "output": output, "data.eval": eval_data, "data.validation": validation_data,
                 "task": task, "method.name": method, "model": model, "data.text_column": text_column,
                 "data.label_column": label_column, "data.text_pair_column": text_pair_column,
-                "data.on_bad_rows": on_bad_rows, "training.precision": precision,
+                "data.on_bad_rows": on_bad_rows, "training.precision": precision, "training.ensemble": ensemble,
                 "training.save_steps": save_steps, "training.seed": seed, "training.epochs": epochs,
                 "data.shots": shots, "data.labels": labels, "data.unlabelled": unlabelled_data, "method.budget_minutes": budget_minutes}
     result = run.train(str(config) if config else None, overrides=list(set_), resume=resume,

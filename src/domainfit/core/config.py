@@ -140,6 +140,9 @@ class TrainingConfig:
     dropout: float | None = _f(None, "Dropout of the encoder and the head; None keeps the encoder's own and uses 0.1 in the head.")
     label_smoothing: float | None = _f(None, "Label smoothing for single-label and token classification; None uses the "
                                              "method's default (0.1; fewshot 0).")
+    ensemble: str | None = _f(None, "'ngram': blend a character/word n-gram model with the encoder (weight chosen on "
+                                    "validation); 'auto': the same, kept only where validation improves; 'none'. "
+                                    "None: 'auto' with method auto, else 'none'. Single-label classification.")
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")
     pooling: str = _f("mean", "How token vectors become one text vector: 'mean' or 'cls'.")
@@ -162,6 +165,8 @@ class TrainingConfig:
             raise ConfigError(f"training.precision must be auto, fp32 or bf16, got {self.precision!r}.")
         if self.pooling not in ("mean", "cls"):
             raise ConfigError(f"training.pooling must be 'mean' or 'cls', got {self.pooling!r}.")
+        if self.ensemble not in (None, "none", "ngram", "auto"):
+            raise ConfigError(f"training.ensemble must be ngram, auto or none, got {self.ensemble!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"training.dropout must be in [0, 1), got {self.dropout}.")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:

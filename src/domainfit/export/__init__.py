@@ -11,6 +11,9 @@ else the sample of validation texts stored in the artifact at training time); th
 difference and the share of identical decisions (the task says what a decision is) are
 written into the manifest, and the export fails (nothing is written) when the agreement is
 below ``--min-agreement`` (default 0.99).
+
+An n-gram companion (``training.ensemble``) is copied as it is: the graph holds the
+encoder, and the exported artifact blends the companion in exactly as the original does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from ..artifact import PARITY_SAMPLE, derive_manifest, read_manifest, write_artifact
 from ..core.errors import ConfigError, DomainfitError
+from ..modeling.ngram import COMPANION_FILES
 from .onnx import fuse_attention, merge_peft, quantize_int8, trace
 from .parity import compare, outputs, parity_inputs
 
@@ -61,7 +65,7 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
     if not examples:
         raise ConfigError("no texts for the parity check.")
     reference = outputs(source, examples)
-    model = source.model
+    model = getattr(source.model, "inner", source.model)  # the encoder model (an n-gram companion is copied)
     merge_peft(model)
     model.eval()
     manifest = derive_manifest(source.manifest, backend="onnx", weights="model.onnx")
@@ -75,7 +79,7 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
         if quantize == "int8":
             quantize_int8(graph)
         source.tokenizer.save_pretrained(str(staging))
-        for name in ("config.json", PARITY_SAMPLE):
+        for name in ("config.json", PARITY_SAMPLE, *COMPANION_FILES):
             if (source_path / name).is_file():
                 shutil.copy2(source_path / name, staging / name)
         if (source_path / "index").is_dir():  # a retrieval model's corpus index (rebuild it for int8)

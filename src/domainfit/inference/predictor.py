@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..artifact import load_tokenizer, read_manifest
-from ..artifact.load import load_model
+from ..artifact.load import load_companion, load_model
 from ..core.errors import DomainfitError
 from ..data.batching import encode_texts
 from ..data.tokens import join_tokens
@@ -44,6 +44,12 @@ class Predictor:
             tokenizer = load_tokenizer(self.path, self.manifest)  # checked: a missing one is refused
         self.tokenizer = tokenizer
         self.model = (model if model is not None else load_model(self.path, self.manifest)).eval()
+        companion = load_companion(self.path, self.manifest)
+        if companion is not None:  # the artifact blends an n-gram model into the encoder's probabilities
+            from ..modeling.ngram import Blended
+
+            self.model = Blended(self.model, companion, self.manifest["companion"]["weight"], tokenizer,
+                                 self.max_length)
         self._index = None
 
     @property

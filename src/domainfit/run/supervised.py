@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..artifact import build_manifest, write_artifact, write_parity_sample
+from ..artifact import build_manifest, read_manifest, write_artifact, write_parity_sample
 from ..core.config import RunConfig
 from ..core.errors import ConfigError
 from ..core.ui import escape, say
@@ -155,6 +155,7 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     if cfg.training.label_smoothing is None:
         cfg.training.label_smoothing = method.label_smoothing
     train_ex, val_ex = _split(cfg, task, train_ds, val_ds, method)
+    cfg.training.ensemble = _ensemble(cfg, task, auto, method, val_ex)
     labels = task.label_list([e.label for e in train_ex])
     task.check_label_set(labels, train_ds.source, cfg.data.label_column)
     datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
@@ -164,6 +165,27 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     sig = signature(cfg, [d.fingerprint for d in datasets.values()])
     return Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
                     warnings, sig, auto_choice)
+
+
+def _ensemble(cfg: RunConfig, task, auto: bool, method, val_ex: list) -> str:
+    """``training.ensemble`` resolved: ``none``, ``ngram`` or ``auto`` (see the setting's help);
+    a companion asked for where it cannot work stops here, before any training."""
+    asked = cfg.training.ensemble
+    mode = asked or ("auto" if auto else "none")
+    if mode == "none":
+        return mode
+    if not task.ngram_companion:
+        if asked is None:
+            return "none"
+        raise ConfigError(f"--ensemble {asked} blends an n-gram model into single-label text classification "
+                          f"(task classification); the {task.name} task is not supported.")
+    if not val_ex:
+        if asked == "ngram":
+            raise ConfigError(f"--ensemble ngram chooses the blend's weight on validation data, and this run has "
+                              f"none (method {method.name} trains on every example); pass --validation-data or "
+                              "leave --ensemble out.")
+        return "none"
+    return mode
 
 
 def check_task(method, task) -> None:
@@ -293,21 +315,69 @@ def fit_and_write(p: Prepared, *, resume: str = "auto", overwrite: bool = False,
     }
     if cfg.data.shots:
         sections["split"]["shots"] = cfg.data.shots
+    blended = None
+    if cfg.training.ensemble in ("ngram", "auto") and accelerator.is_main_process:
+        blended, record = fit_companion(p, model)
+        sections["companion" if blended is not None else "ensemble"] = record
     if p.auto_choice is not None:
         sections["method"]["auto"] = {"chose": p.auto_choice.method, "reason": p.auto_choice.reason}
-    written = write_model(p, model, sections, manifest_changes) if accelerator.is_main_process else (None, None)
+    written = (write_model(p, model, sections, manifest_changes, blended=blended) if accelerator.is_main_process
+               else (None, None))
     manifest, metrics = written
     accelerator.wait_for_everyone()
     if manifest is None:  # another process of a distributed run: the main one wrote the artifact
-        from ..artifact import read_manifest
-
         manifest = read_manifest(out)
     return TrainResult(out, manifest, state, metrics, model, p.tokenizer)
 
 
-def write_model(p: Prepared, model, sections: dict, changes: dict | None = None) -> tuple[dict, dict | None]:
+def fit_companion(p: Prepared, model) -> tuple[Any, dict]:
+    """Fit the n-gram companion on the training texts and choose its blend weight (and its
+    regularisation) on the validation texts; returns the blended model, or None where
+    ``ensemble: auto`` finds that the blend does not beat the encoder alone, and what was
+    measured (the manifest's ``companion`` or ``ensemble`` section)."""
+    import numpy as np
+
+    from ..modeling.ngram import C_GRID, Blended, NgramCompanion, blend_weight
+
+    started = time.perf_counter()
+    say("Fitting the n-gram companion and choosing its weight on the validation data...")
+    index = {label: i for i, label in enumerate(p.labels)}
+    texts, targets = [e.text for e in p.train_ex], [index[str(e.label)] for e in p.train_ex]
+    val = [e for e in p.val_ex if str(e.label) in index]
+    val_texts, val_y = [e.text for e in val], np.array([index[str(e.label)] for e in val])
+    model.eval()
+    encoder = p.task.text_scores(model, p.tokenizer, val_texts, None, p.cfg.training.max_length).numpy()
+    best = None
+    for c in C_GRID:
+        companion = NgramCompanion.fit(texts, targets, len(p.labels), c=c, seed=p.cfg.training.seed)
+        alone = companion.proba(val_texts)
+        weight, accuracy, loss = blend_weight(encoder, alone, val_y)
+        if best is None or (accuracy, -loss) > (best["accuracy"], -best["loss"]):
+            best = {"companion": companion, "c": c, "weight": weight, "accuracy": accuracy, "loss": loss,
+                    "alone": float((alone.argmax(1) == val_y).mean())}
+    encoder_accuracy = float((encoder.argmax(1) == val_y).mean())
+    kept = p.cfg.training.ensemble == "ngram" or (best["weight"] < 1 and best["accuracy"] > encoder_accuracy)
+    record = {"kind": "ngram", "weight": best["weight"], "c": best["c"], "features": best["companion"].n_features,
+              "validation": {"texts": len(val), "encoder_accuracy": round(encoder_accuracy, 6),
+                             "companion_accuracy": round(best["alone"], 6), "blend_accuracy": round(best["accuracy"], 6)},
+              "chosen_by": p.cfg.training.ensemble, "kept": kept,
+              "seconds": round(time.perf_counter() - started, 1)}
+    verdict = (f"blended with weight {best['weight']:.2f} for the encoder" if kept
+               else "left out: the blend does not beat the encoder alone")
+    say(f"n-gram companion: validation accuracy encoder {encoder_accuracy:.4f}, companion {best['alone']:.4f}, "
+        f"blend {best['accuracy']:.4f}; {verdict}.")
+    if not kept:
+        return None, record
+    return Blended(model, best["companion"], best["weight"], p.tokenizer, p.cfg.training.max_length), record
+
+
+def write_model(p: Prepared, model, sections: dict, changes: dict | None = None, *,
+                blended=None) -> tuple[dict, dict | None]:
     """Score the evaluation (or validation) data, then write the artifact of ``model`` with
     its report, and clear the run's bookkeeping; returns the manifest and the metrics.
+
+    ``blended`` is ``model`` with an n-gram companion (:func:`fit_companion`): it is what is
+    scored, and its companion is written beside the weights.
 
     ``sections`` are the manifest's run-specific sections (``method``, ``training``, and any
     other); the rest (task, labels, base model, model shape, config, data) come from ``p``.
@@ -326,7 +396,8 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
     max_len = p.cfg.training.max_length
     if examples:
         say(f"Scoring the {name} data ({len(examples)} examples)...")
-    scored = p.task.score(model, p.tokenizer, examples, p.labels, max_len) if examples else None
+    scoring = blended if blended is not None else model
+    scored = p.task.score(scoring, p.tokenizer, examples, p.labels, max_len) if examples else None
     body = {
         "task": p.task.name, "task_variant": p.task.variant, "labels": p.labels,
         "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file), **p.base.card},
@@ -347,6 +418,8 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
     manifest = build_manifest(**body, weights=weights, metrics={name: headline(scored.metrics)} if scored else {})
 
     def report(staging: Path) -> None:
+        if blended is not None:
+            blended.companion.save(staging)
         if scored is not None:
             say("Writing the report and the model folder...")
             write_task_report(staging / "report", p.task, examples, p.labels, scored, f"Evaluation on {name} data",
@@ -358,4 +431,4 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None)
                    tokenizer=p.tokenizer, encoder_config=getattr(encoder, "get_base_model", lambda: encoder)().config,
                    fill=report)
     clear_run_files(out)
-    return manifest, scored.metrics if scored else None
+    return read_manifest(out), scored.metrics if scored else None  # as written: with its files' sha256

@@ -77,6 +77,7 @@ class Task(ABC):
     # settings this task trains best with where the user set nothing (dotted keys, measured:
     # docs/training.md); the user's YAML, --set and options still win
     training_defaults: dict = {}
+    ngram_companion: bool = False  # one label per text: an n-gram model's probabilities can be blended in
     text_classes: bool = False  # assigns classes (with names a label file can list) to one text
     multi_label: bool = False  # any number of classes per text (one sigmoid each)
     metrics_read_probabilities: bool = False  # metrics() takes the probability matrix (calibration)

@@ -17,6 +17,7 @@ class ClassificationTask(Task):
     stratify = True
     text_classes = True
     metrics_read_probabilities = True
+    ngram_companion = True
 
     def label_list(self, targets: list[Any]) -> list[str]:
         return sorted({str(t) for t in targets})

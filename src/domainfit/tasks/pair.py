@@ -91,6 +91,7 @@ class PairClassificationTask(ClassificationTask):
     report_as = "classification"
     needs_pair = True
     text_classes = False  # classes of a pair, not of one text
+    ngram_companion = False
     relevance = _relevance
     for_targets = _for_targets
 
