@@ -150,6 +150,27 @@ def test_fewshot_trains_every_example_without_a_split(tmp_path, tiny_model, task
     _same_logits(result, out)
 
 
+def test_fewshot_gives_a_handful_of_examples_several_steps_and_few_classes_a_contrastive_phase(tmp_path, tiny_model):
+    from domainfit.methods import get_method
+    from domainfit.methods.fewshot import FewshotSettings, contrastive_epochs
+
+    fewshot, full = get_method("fewshot"), get_method("full")
+    assert fewshot.batch_size_for(27, 32) == 8  # 3 classes x 8 shots + 3 names: 4 steps a pass, not 1
+    assert fewshot.batch_size_for(51, 32) == 13 and fewshot.batch_size_for(693, 32) == 32  # Banking77 8-shot
+    assert fewshot.batch_size_for(20, 4) == 4  # never larger than asked
+    assert fewshot.batch_size_for(27, 32, accumulation=3) == 9  # a multiple of the accumulation steps
+    assert full.batch_size_for(27, 32) == 32
+    assert contrastive_epochs(FewshotSettings(), 3) == 20 and contrastive_epochs(FewshotSettings(), 77) == 0
+    assert contrastive_epochs(FewshotSettings(contrastive_epochs=0), 3) == 0
+    rows = [{"text": f"{word} {n}", "label": label} for n in range(6)
+            for word, label in (("card", "card"), ("refund", "refund"), ("password", "password"))]
+    result = domainfit.train(output=str(tmp_path / "fs"), model=str(tiny_model), train_data=rows,
+                             **fast_settings(**{"method.name": "fewshot", "training.epochs": 2,
+                                                "training.batch_size": 32}))
+    # 18 rows + 3 label names in batches of 8: 3 steps per pass
+    assert result.manifest["config"]["training"]["batch_size"] == 8 and result.state.global_step == 6
+
+
 def test_shots_larger_than_a_class_says_so_and_uses_all_of_it(tmp_path, tiny_model):
     data = tmp_path / "d.csv"
     data.write_text("text,label\n" + "where is my card,card\n" * 1 + "".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -86,6 +87,10 @@ class Method:
         before_fit: optional ``before_fit(ctx: FitContext)``: prepares the model (and may add
             training examples) before the supervised loop starts.
         tasks: the tasks the method works for (None: every task).
+        min_batches_per_epoch: a training set smaller than this many batches is cut into
+            smaller batches (at least 8 examples each, never larger than
+            ``training.batch_size``), so that a handful of examples still gets several
+            optimizer steps per pass (0: batches stay as set).
     """
 
     name: str
@@ -101,6 +106,16 @@ class Method:
     needs_validation: bool = True
     before_fit: Callable[[FitContext], None] | None = None
     tasks: tuple[str, ...] | None = None
+    min_batches_per_epoch: int = 0
+
+    def batch_size_for(self, examples: int, batch_size: int, accumulation: int = 1) -> int:
+        """The batch size this method trains ``examples`` with, given ``training.batch_size``
+        (see ``min_batches_per_epoch``; kept a multiple of ``accumulation``)."""
+        if not self.min_batches_per_epoch or examples >= self.min_batches_per_epoch * batch_size:
+            return batch_size
+        smaller = max(8, math.ceil(examples / self.min_batches_per_epoch))
+        smaller = math.ceil(smaller / accumulation) * accumulation
+        return min(batch_size, smaller)
 
     def parse(self, options: dict) -> Any:
         """Build the settings dataclass, rejecting unknown options with the known list."""

@@ -158,6 +158,12 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     cfg.training.ensemble = _ensemble(cfg, task, auto, method, val_ex)
     labels = task.label_list([e.label for e in train_ex])
     task.check_label_set(labels, train_ds.source, cfg.data.label_column)
+    added = len(labels) if method.before_fit is not None else 0  # e.g. fewshot's label-name examples
+    batch = method.batch_size_for(len(train_ex) + added, cfg.training.batch_size, cfg.training.grad_accumulation)
+    if batch != cfg.training.batch_size:
+        say(f"{method.name}: {len(train_ex) + added} training examples, so batches of {batch} instead of "
+            f"{cfg.training.batch_size} (at least {method.min_batches_per_epoch} optimizer steps per pass).")
+        cfg.training.batch_size = batch
     datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
     warnings = extra_warnings + [w for d in datasets.values() for w in d.warnings]
     if eval_ds is not None and labels:  # scores (regression, pair scores) and retrieval have no label set
