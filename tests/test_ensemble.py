@@ -93,6 +93,8 @@ def test_training_with_the_companion_blends_it_everywhere(tmp_path, tiny_model):
     assert parity["agreement"] == 1.0
     exported = domainfit.load(exported_path)
     assert exported.backend == "onnx" and np.abs(exported.predict_proba(texts) - expected).max() < 1e-4
+    shown = run_cli("info", str(out))
+    assert shown.returncode == 0 and f"companion  n-gram, blended with encoder weight {section['weight']:.2f}" in shown.stdout
     # a damaged companion is named, not used
     (out / COMPANION_FILES[0]).write_text("{}", encoding="utf-8")
     with pytest.raises(ManifestError, match="companion"):

@@ -87,6 +87,8 @@ def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
         f"base       {manifest['base_model']['name']} (sha256 {str(manifest['base_model'].get('weights_sha256'))[:12]})",
         f"method     {manifest['method']['name']} ({manifest['method']['trainable_parameters']:,} trainable)",
         f"training   {manifest['training']['steps']} steps, {manifest['training']['precision']}",
+        *([f"companion  n-gram, blended with encoder weight {manifest['companion']['weight']:.2f}"]
+          if manifest.get("companion") else []),
         f"metrics    {json.dumps(manifest.get('metrics', {}))}",
         f"created    {manifest['created_at']} by domainfit {manifest['domainfit_version']}",
     ]
