@@ -102,7 +102,7 @@ def worker(spec: dict) -> dict:
         extra["pretrain"]["vocabulary"].pop("first_added", None)
     t0 = time.perf_counter()
     result = domainfit.train(data=str(train), eval_data=str(test), model=model, output=str(WORK / spec["name"]),
-                             overwrite=True, **{"training.ensemble": "ngram"})
+                             overwrite=True, **{"training.ensemble": "ngram", "data.on_bad_rows": "skip"})
     seconds["train"] = round(time.perf_counter() - t0, 1)
     with open(test, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
