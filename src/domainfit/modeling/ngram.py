@@ -102,7 +102,9 @@ class NgramCompanion:
         described, tensors = {}, {"coef": self.coef, "intercept": self.intercept}
         for name, vec in self.vectorizers.items():
             terms = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-            described[name] = {"params": {k: v for k, v in _VECTORIZERS[name].items()}, "terms": terms}
+            params = vec.get_params()  # as fitted (a small training set keeps n-grams seen once)
+            used = {k: list(params[k]) if k == "ngram_range" else params[k] for k in _VECTORIZERS[name]}
+            described[name] = {"params": used, "terms": terms}
             tensors[f"{name}_idf"] = vec.idf_.astype(np.float32)
         body = {"kind": "ngram", "version": 1, "c": self.c, "vectorizers": described}
         (folder / COMPANION_FILES[0]).write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
