@@ -17,7 +17,7 @@ from domainfit.apps.customer_service.answers import Answer, check_template, read
 from domainfit.apps.customer_service.knowledge import read_documents, read_faq
 from domainfit.apps.customer_service.server import create_chat_app
 from domainfit.core.errors import ConfigError, DataError, DomainfitError
-from domainfit.ood import OutOfScopeDetector, auroc, calibrate, tradeoff
+from domainfit.ood import OutOfScopeDetector, auroc, budgets, calibrate, tradeoff
 from domainfit.serving import ServeSettings
 from helpers import fast_settings, run_cli, running_app
 
@@ -215,6 +215,18 @@ def test_calibration_rules():
     curve = tradeoff(scores, correct, in_scope, points=11)
     assert curve[0]["oos_recall"] == 1.0 and curve[-1]["oos_recall"] == 0.0
     assert curve[-1]["in_scope_accuracy"] == 1.0
+    # the default rule: an accuracy budget of 1 point (here: 1 text in 8 is 12.5 points, so none is handed off
+    # unless it costs nothing)
+    default = calibrate(scores, correct, in_scope)
+    assert default.rule == "in-scope accuracy loss <= 0.01" and default.in_scope_accuracy == 1.0
+    assert default.threshold == pytest.approx(0.8) and default.oos_recall == 1.0
+    rate = calibrate(scores, correct, fallback_rate=0.3)  # at most 3 of the 10 texts handed off
+    assert rate.threshold == pytest.approx(0.7) and rate.answered_share == pytest.approx(0.7)
+    with pytest.raises(DomainfitError, match="one rule"):
+        calibrate(scores, correct, target_precision=0.9, fallback_rate=0.1)
+    options = budgets(scores, correct, in_scope, losses=(0.0, 0.125, 0.5))
+    assert [o["fallback_share"] for o in options] == [pytest.approx(0.2), pytest.approx(0.3), pytest.approx(0.6)]
+    assert [o["oos_recall"] for o in options] == [1.0, 1.0, 1.0]
 
 
 # ------------------------------------------------------------------------------- conversations
@@ -373,14 +385,31 @@ def _session_after(message):
 
 
 @pytest.mark.integration
-def test_bundle_with_out_of_scope_examples_and_evaluation(tmp_path, tiny_model):
+@pytest.mark.parametrize("exposure", ["class", "outlier"])
+def test_bundle_with_out_of_scope_examples_and_evaluation(tmp_path, tiny_model, exposure, capsys):
     folder = _write(tmp_path, oos_rows=True)
+    (folder / "off_topic.csv").write_text("text\nbest pizza in town\nlyrics of a song\nhow tall is the tower\n"
+                                          "train times to the coast\n", encoding="utf-8")
     recipe = load_recipe(intents={"data": str(folder / "intents.csv"), "model": str(tiny_model),
+                                  "oos_data": str(folder / "off_topic.csv"),
                                   "settings": fast_settings(**{"training.epochs": 8})},
-                         answers=str(folder / "answers.csv"))
+                         answers=str(folder / "answers.csv"), out_of_scope={"exposure": exposure})
     out = train_bundle(recipe, folder / "b")
     meta = json.loads((out / "bundle.json").read_text())
-    assert meta["intent"]["oos_label"] == "oos" and "oos" not in meta["intent"]["intents"]
+    intent = json.loads((out / "intent" / "domainfit.json").read_text())
+    # 6 oos rows of the intents file and 4 texts of the oos file, about a tenth of each held out to calibrate
+    trained = meta["out_of_scope"]["exposure"]["train_texts"]
+    assert meta["out_of_scope"]["exposure"]["mode"] == exposure and 7 <= trained <= 9
+    if exposure == "class":
+        assert meta["intent"]["oos_label"] == "oos" and "oos" in intent["labels"] and "outliers" not in intent
+    else:
+        assert meta["intent"]["oos_label"] is None and "oos" not in intent["labels"]
+        assert intent["outliers"]["texts"] == trained
+    assert "oos" not in meta["intent"]["intents"] and meta["data"]["oos"]["rows"] == 4
+    assert meta["out_of_scope"]["rule"] == {"max_accuracy_loss": 0.01}  # the default calibration
+    assert [o["max_accuracy_loss"] for o in meta["out_of_scope"]["budgets"]] == [0.005, 0.01, 0.02, 0.05]
+    shown = capsys.readouterr().err
+    assert "accuracy budget 2 pt: hands off" in shown and "out-of-scope recall" in shown
     assert meta["retrieval"] is None
     test = folder / "test.csv"
     test.write_text("text,label\nwhere is my card,card_arrival\nrefund my order,refund\n"

@@ -12,10 +12,12 @@ training data) from the classifier's own pooled vectors and logits
   (Lee et al. 2018; Podolskiy et al. 2021 for transformer intent classifiers);
 * ``knn`` — one minus the cosine similarity to the k-th nearest training text (Sun et al. 2022).
 
-:func:`calibrate` picks the threshold on validation data: the loosest one whose answered
-texts are right at least ``target_precision`` of the time, or, with
-``max_accuracy_loss``, the strictest one that costs at most that much in-scope accuracy.
-:func:`tradeoff` gives the whole curve (in-scope accuracy against out-of-scope recall).
+:func:`calibrate` picks the threshold on validation data by the rule an operator sets: by
+default the strictest one that costs at most 1 point of in-scope accuracy
+(``max_accuracy_loss``), or a share of texts left unanswered (``fallback_rate``), or the
+loosest one whose answered texts are right at least ``target_precision`` of the time.
+:func:`budgets` shows what a few budgets would give; :func:`tradeoff` gives the whole curve
+(in-scope accuracy against out-of-scope recall).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import numpy as np
 from .core.errors import DomainfitError
 from .core.io import staged_folder
 
-__all__ = ["METHODS", "OutOfScopeDetector", "Calibration", "calibrate", "tradeoff", "auroc"]
+__all__ = ["METHODS", "DEFAULT_ACCURACY_LOSS", "OutOfScopeDetector", "Calibration", "calibrate", "budgets",
+           "tradeoff", "auroc"]
 
 METHODS = ("max-softmax", "energy", "mahalanobis", "knn")
 
@@ -148,20 +151,34 @@ class Calibration:
         return dict(self.__dict__)
 
 
+DEFAULT_ACCURACY_LOSS = 0.01
+
+
 def calibrate(scores: np.ndarray, correct: np.ndarray, in_scope: np.ndarray | None = None, *,
-              target_precision: float = 0.95, max_accuracy_loss: float | None = None) -> Calibration:
-    """Choose the out-of-scope threshold (answer when ``score <= threshold``).
+              target_precision: float | None = None, max_accuracy_loss: float | None = None,
+              fallback_rate: float | None = None) -> Calibration:
+    """Choose the out-of-scope threshold (answer when ``score <= threshold``) by one rule:
 
     Args:
         scores: validation out-of-scope scores.
         correct: whether the classifier's label is right (always False for an
             out-of-scope text).
         in_scope: which texts are in scope (default: all).
+        max_accuracy_loss: the strictest threshold that lowers in-scope accuracy (an
+            unanswered in-scope text counts as wrong) by at most this much: an operator's
+            accuracy budget. The default rule, with :data:`DEFAULT_ACCURACY_LOSS` (1 point).
+        fallback_rate: the strictest threshold that leaves at most this share of the
+            validation texts unanswered.
         target_precision: the loosest threshold whose answered texts are right at least
-            this often (rejecting nothing if the classifier already is).
-        max_accuracy_loss: instead, the strictest threshold that lowers in-scope accuracy
-            (an unanswered in-scope text counts as wrong) by at most this much.
+            this often (rejecting nothing if the classifier already is, which is why it
+            catches few out-of-scope texts with an accurate classifier).
     """
+    given = [name for name, v in (("target_precision", target_precision), ("max_accuracy_loss", max_accuracy_loss),
+                                  ("fallback_rate", fallback_rate)) if v is not None]
+    if len(given) > 1:
+        raise DomainfitError(f"calibrate by one rule; got {' and '.join(given)}.")
+    if not given:
+        max_accuracy_loss = DEFAULT_ACCURACY_LOSS
     scores = np.asarray(scores, np.float64)
     correct = np.asarray(correct, bool)
     in_scope = np.ones(len(scores), bool) if in_scope is None else np.asarray(in_scope, bool)
@@ -177,6 +194,9 @@ def calibrate(scores: np.ndarray, correct: np.ndarray, in_scope: np.ndarray | No
         full = accuracy[-1]
         ok = np.nonzero(last & (accuracy >= full - max_accuracy_loss - 1e-12))[0]
         cut, rule = int(ok[0]), f"in-scope accuracy loss <= {max_accuracy_loss:g}"
+    elif fallback_rate is not None:
+        ok = np.nonzero(last & (answered >= (1 - fallback_rate) * len(s) - 1e-9))[0]
+        cut, rule = int(ok[0]), f"fallback rate <= {fallback_rate:g}"
     else:
         ok = np.nonzero(last & (precision >= target_precision))[0]
         cut = int(ok[-1]) if len(ok) else int(np.nonzero(last)[0][np.argmax(precision[last])])
@@ -185,6 +205,19 @@ def calibrate(scores: np.ndarray, correct: np.ndarray, in_scope: np.ndarray | No
     recall = float((s[cut + 1:][oos[cut + 1:]]).size / oos.sum()) if oos.any() else None
     return Calibration(float(s[cut]), rule, float(accuracy[cut]), float(precision[cut]), float(answered[cut] / len(s)),
                        int(len(s)), recall)
+
+
+def budgets(scores: np.ndarray, correct: np.ndarray, in_scope: np.ndarray,
+            losses: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05)) -> list[dict]:
+    """What each in-scope accuracy budget gives on the validation data (the trade-off an
+    operator chooses from): threshold, in-scope accuracy, share of texts unanswered, and the
+    out-of-scope recall where the validation data has out-of-scope texts."""
+    rows = []
+    for loss in losses:
+        cal = calibrate(scores, correct, in_scope, max_accuracy_loss=loss)
+        rows.append({"max_accuracy_loss": loss, "threshold": cal.threshold, "in_scope_accuracy": cal.in_scope_accuracy,
+                     "fallback_share": 1 - cal.answered_share, "oos_recall": cal.oos_recall})
+    return rows
 
 
 def tradeoff(scores: np.ndarray, correct: np.ndarray, in_scope: np.ndarray, points: int = 101) -> list[dict]:

@@ -38,7 +38,12 @@ def train(
     labels: Optional[str] = typer.Option(None, "--labels", help="zeroshot: label file (CSV label[,description], "
                                          "or a YAML/JSON list)."),
     unlabelled_data: Optional[str] = typer.Option(None, "--unlabelled-data",
-                                                  help="zeroshot: texts without labels to self-train on."),
+                                                  help="Texts without labels: zeroshot self-trains on them; with "
+                                                  "--teacher the model learns the teacher's probabilities on them."),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="A trained domainfit model (same task and labels, "
+                                          "usually larger) whose probabilities the model learns (distillation)."),
+    outlier_data: Optional[str] = typer.Option(None, "--outlier-data", help="Texts of none of the classes "
+                                               "(off-topic): trained to be unsure on (outlier exposure)."),
     budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes",
                                                    help="auto: training-time budget for choosing full or adapter."),
     model: Optional[str] = typer.Option(None, "--model", help="'default', a local model folder or a hub id."),
@@ -72,7 +77,8 @@ def train(
                 "data.label_column": label_column, "data.text_pair_column": text_pair_column,
                 "data.on_bad_rows": on_bad_rows, "training.precision": precision, "training.ensemble": ensemble,
                 "training.save_steps": save_steps, "training.seed": seed, "training.epochs": epochs,
-                "data.shots": shots, "data.labels": labels, "data.unlabelled": unlabelled_data, "method.budget_minutes": budget_minutes}
+                "data.shots": shots, "data.labels": labels, "data.unlabelled": unlabelled_data,
+                "method.budget_minutes": budget_minutes, "training.teacher": teacher, "data.outliers": outlier_data}
     result = run.train(str(config) if config else None, overrides=list(set_), resume=resume,
                             overwrite=overwrite, **settings)
     say(f"[green]Saved[/] {escape(str(result.path))}")

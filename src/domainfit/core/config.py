@@ -102,7 +102,11 @@ class DataConfig:
                                  "training.seed (few-shot).")
     labels: str | None = _f(None, "Label file for zeroshot: CSV with a label column and an optional "
                                   "description column, or a YAML/JSON list.")
-    unlabelled: str | None = _f(None, "Texts without labels for zeroshot self-training (uses the text column).")
+    unlabelled: str | None = _f(None, "Texts without labels (the text column): zeroshot self-trains on them; with "
+                                      "training.teacher the model learns the teacher's probabilities on them.")
+    outliers: str | None = _f(None, "Texts that belong to none of the classes (off-topic messages, the text column): "
+                                    "trained towards an even spread over the classes (outlier exposure), so that "
+                                    "the model is unsure on texts like them. Single-label classification.")
     hard_negatives: int = _f(0, "retrieval: add this many hard negatives per query, mined with the untuned model "
                                 "from the other queries' positives.")
 
@@ -143,6 +147,13 @@ class TrainingConfig:
     ensemble: str | None = _f(None, "'ngram': blend a character/word n-gram model with the encoder (weight chosen on "
                                     "validation); 'auto': the same, kept only where validation improves; 'none'. "
                                     "None: 'auto' with method auto, else 'none'. Single-label classification.")
+    teacher: str | None = _f(None, "A trained domainfit model (folder) with the same task and labels, usually "
+                                   "larger: the model learns its probabilities on the training texts and on "
+                                   "data.unlabelled (distillation). Single-label classification.")
+    teacher_weight: float = _f(0.5, "Share of the teacher's probabilities in a labelled text's target (the rest is "
+                                    "its label); unlabelled texts learn the teacher's alone.")
+    teacher_temperature: float = _f(1.0, "Softens the teacher's probabilities (softmax of its logits / T) before "
+                                         "they are learnt; above 1 shows more of how classes resemble each other.")
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")
     pooling: str = _f("mean", "How token vectors become one text vector: 'mean' or 'cls'.")
@@ -167,6 +178,10 @@ class TrainingConfig:
             raise ConfigError(f"training.pooling must be 'mean' or 'cls', got {self.pooling!r}.")
         if self.ensemble not in (None, "none", "ngram", "auto"):
             raise ConfigError(f"training.ensemble must be ngram, auto or none, got {self.ensemble!r}.")
+        if not 0 <= self.teacher_weight <= 1:
+            raise ConfigError(f"training.teacher_weight must be in [0, 1], got {self.teacher_weight}.")
+        if self.teacher_temperature <= 0:
+            raise ConfigError(f"training.teacher_temperature must be positive, got {self.teacher_temperature}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"training.dropout must be in [0, 1), got {self.dropout}.")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:

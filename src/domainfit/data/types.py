@@ -31,6 +31,9 @@ class Example:
         tokens: token classification: the words, in order.
         offsets: token classification: each word's ``(start, end)`` in ``text``.
         negatives: retrieval: documents that do not answer the query (hard negatives).
+        soft: single-label classification: a probability per label (in the run's label
+            order) that training aims for instead of ``label`` alone: a teacher's
+            (distillation) or an even spread (a text of no class: outlier exposure).
     """
 
     text: str
@@ -40,6 +43,7 @@ class Example:
     tokens: list[str] | None = None
     offsets: list[tuple[int, int]] | None = None
     negatives: list[str] | None = None
+    soft: list[float] | None = None
 
 
 @dataclass

@@ -85,6 +85,7 @@ class Prepared:
     warnings: list[str]
     signature: str
     auto_choice: Any = None
+    sections: dict = field(default_factory=dict)  # manifest sections of the data's extras (distillation, outliers)
 
 
 def _load_data(cfg: RunConfig, task, tokenizer, train_data, eval_data, validation_data):
@@ -113,9 +114,13 @@ def _split(cfg: RunConfig, task, train_ds: Dataset, val_ds: Dataset | None, meth
                       column=cfg.data.label_column)
 
 
-def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=None) -> Prepared:
+def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=None, outlier_data=None,
+            unlabelled_data=None) -> Prepared:
     """Resolve the model, load and validate the data, choose the method (``auto``), split,
-    and collect warnings: everything that can fail fails here, before any training."""
+    and collect warnings: everything that can fail fails here, before any training.
+
+    ``outlier_data`` / ``unlabelled_data`` are in-memory rows in place of ``data.outliers`` /
+    ``data.unlabelled`` (see :mod:`.distill`)."""
     from transformers import AutoTokenizer
 
     if not cfg.output:
@@ -158,6 +163,10 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     cfg.training.ensemble = _ensemble(cfg, task, auto, method, val_ex)
     labels = task.label_list([e.label for e in train_ex])
     task.check_label_set(labels, train_ds.source, cfg.data.label_column)
+    from .distill import add_soft_examples
+
+    train_ex, extra_data, sections = add_soft_examples(cfg, task, method, tokenizer, labels, train_ex,
+                                                       outlier_data, unlabelled_data)
     added = len(labels) if method.before_fit is not None else 0  # e.g. fewshot's label-name examples
     batch = method.batch_size_for(len(train_ex) + added, cfg.training.batch_size, cfg.training.grad_accumulation)
     if batch != cfg.training.batch_size:
@@ -165,12 +174,13 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
             f"{cfg.training.batch_size} (at least {method.min_batches_per_epoch} optimizer steps per pass).")
         cfg.training.batch_size = batch
     datasets = {name: d for name, d in (("train", train_ds), ("validation", val_ds), ("eval", eval_ds)) if d}
+    datasets.update(extra_data)
     warnings = extra_warnings + [w for d in datasets.values() for w in d.warnings]
     if eval_ds is not None and labels:  # scores (regression, pair scores) and retrieval have no label set
         warnings += [str(u) for u in check_eval_labels(labels, eval_ds)]
     sig = signature(cfg, [d.fingerprint for d in datasets.values()])
     return Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
-                    warnings, sig, auto_choice)
+                    warnings, sig, auto_choice, sections)
 
 
 def _ensemble(cfg: RunConfig, task, auto: bool, method, val_ex: list) -> str:
@@ -285,6 +295,7 @@ def fit_and_write(p: Prepared, *, resume: str = "auto", overwrite: bool = False,
     extra = len(p.labels) if p.method.before_fit is not None else 0  # room for examples the hook may add
     model = _build_model(p, count_steps(len(p.train_ex) + extra, cfg.training))
     given = len(p.train_ex)
+    labelled = sum(1 for e in p.train_ex if e.label is not None)  # not the unlabelled or outlier texts
     p.task.prepare_training(model, p.tokenizer, p.train_ex, hard_negatives=cfg.data.hard_negatives,
                             max_length=cfg.training.max_length)
     if p.method.before_fit is not None:
@@ -314,13 +325,14 @@ def fit_and_write(p: Prepared, *, resume: str = "auto", overwrite: bool = False,
                      f"best_val_{p.task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
                      "precision": "bf16" if bf16 else "fp32", "processes": accelerator.num_processes,
                      "seconds_this_session": round(time.perf_counter() - started, 1), "history": state.history},
-        "split": {"train_rows": given, "added_by_method": len(p.train_ex) - given, "validation_rows": len(p.val_ex),
+        "split": {"train_rows": labelled, "added_by_method": len(p.train_ex) - given, "validation_rows": len(p.val_ex),
                   "validation_from": "file" if "validation" in p.datasets
                   else f"train ({cfg.data.val_fraction:.0%}, seeded)" if p.val_ex
                   else "none: every example trains, no early stopping"},
     }
     if cfg.data.shots:
         sections["split"]["shots"] = cfg.data.shots
+    sections.update(p.sections)
     blended = None
     if cfg.training.ensemble in ("ngram", "auto") and accelerator.is_main_process:
         blended, record = fit_companion(p, model)
@@ -348,7 +360,8 @@ def fit_companion(p: Prepared, model) -> tuple[Any, dict]:
     started = time.perf_counter()
     say("Fitting the n-gram companion and choosing its weight on the validation data...")
     index = {label: i for i, label in enumerate(p.labels)}
-    texts, targets = [e.text for e in p.train_ex], [index[str(e.label)] for e in p.train_ex]
+    labelled = [e for e in p.train_ex if e.label is not None]  # texts of no class (outliers) are left out
+    texts, targets = [e.text for e in labelled], [index[str(e.label)] for e in labelled]
     val = [e for e in p.val_ex if str(e.label) in index]
     val_texts, val_y = [e.text for e in val], np.array([index[str(e.label)] for e in val])
     model.eval()

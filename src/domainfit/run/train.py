@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.config import RunConfig, flatten, load_config
+from ..core.errors import ConfigError
 from ..core.ui import say
 from ..tasks import get_task
 from .supervised import TrainResult, fit_and_write, prepare
@@ -20,11 +21,13 @@ __all__ = ["train", "TrainResult"]
 
 
 _DATA_ARGS = {"data": "data.train", "train_data": "data.train", "eval_data": "data.eval",
-              "validation_data": "data.validation"}
+              "validation_data": "data.validation", "outlier_data": "data.outliers",
+              "unlabelled_data": "data.unlabelled"}
 
 
 def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eval_data: Any = None,
-          validation_data: Any = None, train_data: Any = None, overrides: list[str] | None = None,
+          validation_data: Any = None, train_data: Any = None, outlier_data: Any = None,
+          unlabelled_data: Any = None, overrides: list[str] | None = None,
           resume: str = "auto", overwrite: bool = False, callbacks: list[Callable] | None = None,
           **settings: Any) -> TrainResult:
     """Train a model and write its artifact folder.
@@ -33,6 +36,8 @@ def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eva
         config: a :class:`RunConfig`, or a YAML path (``overrides`` and ``settings`` apply on top).
         data / eval_data / validation_data: a file path, or in-memory rows (a DataFrame or a
             list of dicts). ``train_data`` is the older name of ``data``.
+        outlier_data / unlabelled_data: texts of no class (outlier exposure) / texts without
+            labels (distillation with ``teacher=``), as a path or in-memory rows.
         overrides: dotted ``key=value`` strings.
         resume: ``"auto"`` continues an unfinished run in the output folder; ``"never"`` refuses to.
         overwrite: replace whatever the output folder holds.
@@ -53,7 +58,8 @@ def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eva
     """
     frames = {}
     for name, value in (("data", data), ("train_data", train_data), ("eval_data", eval_data),
-                        ("validation_data", validation_data)):
+                        ("validation_data", validation_data), ("outlier_data", outlier_data),
+                        ("unlabelled_data", unlabelled_data)):
         if value is None:
             continue
         if isinstance(value, (str, os.PathLike)):
@@ -69,13 +75,19 @@ def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eva
         if task_defaults:  # the task's own defaults (docs/training.md), under everything the user set
             cfg = load_config(config, overrides, defaults=task_defaults, **settings)
     train_rows, eval_rows, val_rows = (frames.get(k) for k in ("data.train", "data.eval", "data.validation"))
+    outlier_rows, unlabelled_rows = frames.get("data.outliers"), frames.get("data.unlabelled")
     if cfg.method.name == "zeroshot" or (cfg.method.name == "auto" and train_rows is None and cfg.data.train is None
                                          and cfg.data.labels is not None):
         if cfg.method.name == "auto":
             say("auto: [bold]zeroshot[/]: no training data, a label file")
             cfg.method.name = "zeroshot"
+        if cfg.training.teacher is not None or cfg.data.outliers is not None or outlier_rows is not None:
+            raise ConfigError("--teacher and --outlier-data train on labelled data; zeroshot has none (its "
+                              "--unlabelled-data self-trains without a teacher).")
+        if unlabelled_rows is not None:
+            raise ConfigError("zeroshot self-training reads --unlabelled-data from a file (data.unlabelled).")
         return train_zeroshot(cfg, eval_data=eval_rows, resume=resume, overwrite=overwrite, callbacks=callbacks)
-    return fit_and_write(prepare(cfg, train_rows, eval_rows, val_rows), resume=resume, overwrite=overwrite,
-                         callbacks=callbacks)
+    return fit_and_write(prepare(cfg, train_rows, eval_rows, val_rows, outlier_rows, unlabelled_rows), resume=resume,
+                         overwrite=overwrite, callbacks=callbacks)
 
 

@@ -78,6 +78,7 @@ class Task(ABC):
     # docs/training.md); the user's YAML, --set and options still win
     training_defaults: dict = {}
     ngram_companion: bool = False  # one label per text: an n-gram model's probabilities can be blended in
+    soft_targets: bool = False  # trains on a probability per label (a teacher's, or an even spread for outliers)
     text_classes: bool = False  # assigns classes (with names a label file can list) to one text
     multi_label: bool = False  # any number of classes per text (one sigmoid each)
     metrics_read_probabilities: bool = False  # metrics() takes the probability matrix (calibration)

@@ -92,6 +92,7 @@ class PairClassificationTask(ClassificationTask):
     needs_pair = True
     text_classes = False  # classes of a pair, not of one text
     ngram_companion = False
+    soft_targets = False
     relevance = _relevance
     for_targets = _for_targets
 

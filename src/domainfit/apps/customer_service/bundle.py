@@ -95,6 +95,33 @@ def _intent_rows(recipe: Recipe):
     return ds
 
 
+def _oos_rows(recipe: Recipe):
+    """The ``oos_data`` file's texts (its text column; any label is not read), or None."""
+    from ...data import ColumnSpec, load_dataset
+
+    if recipe.intents.oos_data is None:
+        return None
+    return load_dataset(recipe.intents.oos_data, task="classification", require_labels=False,
+                        columns=ColumnSpec(recipe.intents.text_column, ""))
+
+
+def _split_with_oos(recipe: Recipe, data, oos_ds, oos_label: str) -> tuple[list, list]:
+    """The seeded train/validation split of the intents, and of the ``oos_data`` texts (which
+    join both sides labelled ``oos_label``, so calibration sees out-of-scope texts too)."""
+    import random
+    from dataclasses import replace
+
+    from ...data import train_val_split
+
+    train_ex, val_ex = train_val_split(data.examples, recipe.intents.validation_share, recipe.seed)
+    if oos_ds is not None:
+        extra = [replace(e, label=oos_label) for e in oos_ds.examples]
+        random.Random(recipe.seed).shuffle(extra)
+        held = round(recipe.intents.validation_share * len(extra))
+        val_ex, train_ex = val_ex + extra[:held], train_ex + extra[held:]
+    return train_ex, val_ex
+
+
 def _retrieval_model(recipe: Recipe, dest: Path) -> Path:
     """The bundle's retriever: a copy of a retrieval artifact, or the base encoder as it comes."""
     from ...artifact import is_artifact, read_manifest
@@ -120,7 +147,9 @@ def _fit_detectors(predictor, train_texts, train_idx, val_texts, val_gold, oos_i
     feats_val, logits_val = predictor.features(val_texts)
     predicted = logits_val.argmax(1)
     correct = predicted == val_gold
-    in_scope = val_gold != oos_index if oos_index is not None else np.ones(len(val_gold), bool)
+    in_scope = val_gold >= 0  # -1: an out-of-scope text the model has no class for
+    if oos_index is not None:
+        in_scope &= val_gold != oos_index
     detectors, scores = {}, {}
     classes = train_idx.copy()
     if oos_index is not None:
@@ -185,9 +214,8 @@ def _answers_for(answers: dict, known: list[str], file: str | None) -> dict:
 def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False) -> Path:
     """Build a bundle from a recipe (see :mod:`.recipe`) into ``output``; returns its path."""
     from ...artifact import is_artifact
-    from ...data import train_val_split
     from ...inference import load
-    from ...ood import auroc, calibrate, tradeoff
+    from ...ood import auroc, budgets, calibrate, tradeoff
     from ...run import train
     from ...inference import build_index
     from .answers import read_answers, slot_names
@@ -199,6 +227,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
     started = time.perf_counter()
     # Everything that can be wrong with the inputs is found before any training.
     data = _intent_rows(recipe)
+    oos_ds = _oos_rows(recipe)
     answers = read_answers(recipe.answers) if recipe.answers else {}
     corpus = []
     if recipe.faq is not None:
@@ -206,9 +235,10 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
                            recipe.faq.id_column)
     if recipe.docs is not None:
         corpus += read_documents(recipe.docs, recipe.retrieval.max_words)
-    oos_label = recipe.intents.oos_label
+    oos_label = recipe.intents.oos_label or "oos"
     intents = sorted({e.label for e in data.examples})
     known = [i for i in intents if i != oos_label]
+    exposure = recipe.out_of_scope.exposure
     answers = _answers_for(answers, known, recipe.answers)
     without = [i for i in known if i not in answers]
     if without and answers:
@@ -227,34 +257,51 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
     # and the data: an interrupted build run again with the same inputs resumes the intent
     # model's training (domainfit.train resumes its own run folder) or reuses it when done.
     staging = out.parent / f".{out.name}.partial"
-    key = hashlib.sha256((recipe.model_dump_json() + data.fingerprint).encode()).hexdigest()
+    key = hashlib.sha256((recipe.model_dump_json() + data.fingerprint
+                          + (oos_ds.fingerprint if oos_ds is not None else "")).encode()).hexdigest()
     if staging.exists() and (not (staging / "key").is_file() or (staging / "key").read_text() != key):
         shutil.rmtree(staging)
     staging.mkdir(exist_ok=True)
     (staging / "key").write_text(key)
     try:
-        train_ex, val_ex = train_val_split(data.examples, recipe.intents.validation_share, recipe.seed)
+        train_ex, val_ex = _split_with_oos(recipe, data, oos_ds, oos_label)
         rows = lambda ex: [{"text": e.text, "label": e.label} for e in ex]  # noqa: E731
+        out_train = [e for e in train_ex if e.label == oos_label]
         if is_artifact(staging / "intent"):
             say("Intent model: already trained by an earlier, interrupted build; reusing it.")
         else:
-            say(f"Intent model: {len(known)} intents{' + out-of-scope examples' if oos_label in intents else ''}, "
-                f"{len(train_ex)} train / {len(val_ex)} validation texts.")
-            train(output=str(staging / "intent"), model=recipe.intents.model, data=rows(train_ex),
-                  validation_data=rows(val_ex), resume="auto", **{"method.name": recipe.intents.method,
-                                                                  "training.seed": recipe.seed,
-                                                                  **recipe.intents.settings})
+            how = (f" + {len(out_train)} out-of-scope texts as " +
+                   ("one more class" if exposure == "class" else "outliers (trained to be unsure on)")
+                   if out_train else "")
+            say(f"Intent model: {len(known)} intents{how}, {len(train_ex)} train / {len(val_ex)} validation texts.")
+            settings = {"method.name": recipe.intents.method, "training.seed": recipe.seed, **recipe.intents.settings}
+            if exposure == "outlier" and out_train:
+                in_scope_rows = lambda ex: rows([e for e in ex if e.label != oos_label])  # noqa: E731
+                train(output=str(staging / "intent"), model=recipe.intents.model, data=in_scope_rows(train_ex),
+                      validation_data=in_scope_rows(val_ex), outlier_data=[{"text": e.text} for e in out_train],
+                      resume="auto", **settings)
+            else:
+                train(output=str(staging / "intent"), model=recipe.intents.model, data=rows(train_ex),
+                      validation_data=rows(val_ex), resume="auto", **settings)
         intent = load(staging / "intent")
         labels = intent.labels
         index = {name: i for i, name in enumerate(labels)}
         oos_index = index.get(oos_label)
         say("Calibrating the out-of-scope thresholds on the validation texts...")
         detectors, scores, correct, in_scope = _fit_detectors(
-            intent, [e.text for e in train_ex], np.array([index[e.label] for e in train_ex]),
-            [e.text for e in val_ex], np.array([index[e.label] for e in val_ex]), oos_index)
+            intent, [e.text for e in train_ex], np.array([index.get(e.label, -1) for e in train_ex]),
+            [e.text for e in val_ex], np.array([index.get(e.label, -1) for e in val_ex]), oos_index)
         chosen = recipe.out_of_scope.method
-        cal = calibrate(scores[chosen], correct, in_scope, target_precision=recipe.out_of_scope.target_precision,
-                        max_accuracy_loss=recipe.out_of_scope.max_accuracy_loss)
+        rule = recipe.out_of_scope.rule()
+        cal = calibrate(scores[chosen], correct, in_scope, **rule)
+        options = budgets(_finite(scores[chosen]), correct, in_scope)
+        say(f"Out-of-scope trade-off on validation ({chosen}; {int(in_scope.sum())} in-scope"
+            f"{f', {int((~in_scope).sum())} out-of-scope' if (~in_scope).any() else ''} texts):")
+        for o in options:
+            recall = f", out-of-scope recall {o['oos_recall']:.1%}" if o["oos_recall"] is not None else ""
+            say(f"  accuracy budget {o['max_accuracy_loss'] * 100:g} pt: hands off {o['fallback_share']:.1%} of "
+                f"the texts{recall}")
+        say(f"  chosen: {cal.rule} (set out_of_scope.max_accuracy_loss or fallback_rate to change it)")
         detectors[chosen].save(staging / "ood")
         report = staging / "report"
         report.mkdir(exist_ok=True)
@@ -263,14 +310,14 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
         curves = {}
         for method, s in scores.items():
             finite = _finite(s)
-            entry = calibrate(finite, correct, in_scope, target_precision=recipe.out_of_scope.target_precision,
-                              max_accuracy_loss=recipe.out_of_scope.max_accuracy_loss).to_dict()
+            entry = calibrate(finite, correct, in_scope, **rule).to_dict()
             if (~in_scope).any() and in_scope.any():
                 entry["auroc"] = auroc(finite, in_scope)
             validation["methods"][method] = entry
             curves[method] = tradeoff(finite, correct, in_scope)
         (report / "calibration.json").write_text(json.dumps({"chosen": chosen, "calibration": cal.to_dict(),
-                                                             "validation": validation, "curves": curves},
+                                                             "budgets": options, "validation": validation,
+                                                             "curves": curves},
                                                             indent=2) + "\n", encoding="utf-8")
         if (~in_scope).any():
             _plot_tradeoff(curves, report / "tradeoff.png", "Out-of-scope trade-off (validation)")
@@ -297,14 +344,16 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             "intent": {"path": "intent", "intents": known, "oos_label": oos_label if oos_index is not None else None,
                        "without_answer": without},
             "out_of_scope": {"method": chosen, "threshold": cal.threshold, "calibration": cal.to_dict(),
-                             "target_precision": recipe.out_of_scope.target_precision,
-                             "max_accuracy_loss": recipe.out_of_scope.max_accuracy_loss},
+                             "rule": rule, "budgets": options,
+                             "exposure": {"mode": exposure, "train_texts": len(out_train)} if out_train else None},
             "retrieval": retrieval,
             "generation": recipe.generation.model_dump(),
             "fallback": recipe.fallback,
             "client_slots": sorted(recipe.client_slots),
             "recipe": json.loads(recipe.model_dump_json()),
-            "data": {"intents": {"source": data.source, "sha256": data.fingerprint, "rows": len(data)}},
+            "data": {"intents": {"source": data.source, "sha256": data.fingerprint, "rows": len(data)},
+                     **({"oos": {"source": oos_ds.source, "sha256": oos_ds.fingerprint, "rows": len(oos_ds)}}
+                        if oos_ds is not None else {})},
             "seconds": round(time.perf_counter() - started, 1),
         })
         (staging / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -29,6 +29,14 @@ def cs_train(
     faq: Optional[str] = typer.Option(None, "--faq", help="Without a recipe: FAQ file (question,answer)."),
     docs: Optional[str] = typer.Option(None, "--docs", help="Without a recipe: folder of Markdown/text documents."),
     oos_label: str = typer.Option("oos", "--oos-label", help="Label of out-of-scope examples in the intents file."),
+    oos_data: Optional[str] = typer.Option(None, "--oos-data", help="Out-of-scope texts (text column), e.g. "
+                                           "messages about other products; trained with --exposure."),
+    exposure: Optional[str] = typer.Option(None, "--exposure", help="How out-of-scope examples train the intent "
+                                           "model: outlier (unsure on them) [default] | class (one more intent)."),
+    max_accuracy_loss: Optional[float] = typer.Option(None, "--max-accuracy-loss", help="Calibrate the fallback to "
+                                                      "cost at most this in-scope accuracy on validation [0.01]."),
+    fallback_rate: Optional[float] = typer.Option(None, "--fallback-rate", help="Instead, hand off at most this "
+                                                  "share of the validation texts."),
     method: Optional[str] = typer.Option(None, "--method", help="Intent model's method (default full)."),
     model: Optional[str] = typer.Option(None, "--model", help="Base model (default: the packaged one)."),
     set_: list[str] = typer.Option([], "--set", help="A training setting for the intent model, e.g. "
@@ -43,7 +51,9 @@ def cs_train(
     from .recipe import recipe_from_options
 
     r = recipe_from_options(recipe, intents=intents, answers=answers, faq=faq, docs=docs, oos_label=oos_label,
-                            method=method, model=model, overrides=list(set_), client_slots=list(client_slot))
+                            method=method, model=model, overrides=list(set_), client_slots=list(client_slot),
+                            oos_data=oos_data, exposure=exposure, max_accuracy_loss=max_accuracy_loss,
+                            fallback_rate=fallback_rate)
     quiet_transformers()
     train_bundle(r, output, overwrite=overwrite)
 

@@ -8,6 +8,7 @@ the environment) or the same given on the command line::
       text_column: text
       label_column: label
       oos_label: oos               # rows with this label are out-of-scope examples (optional)
+      oos_data: off_topic.csv      # more out-of-scope texts, e.g. other products' messages (optional)
       method: full                 # any domainfit method; auto picks by data size
       model: default               # base model: packaged default, local folder or hub id
       settings: {training.epochs: 3}   # any `domainfit train` setting
@@ -17,7 +18,8 @@ the environment) or the same given on the command line::
     faq: {data: faq.csv, question_column: question, answer_column: answer}   # optional
     docs: help-centre/             # Markdown/text documents (optional)
     retrieval: {model: default, min_score: 0.5, rerank: null, candidates: 10}
-    out_of_scope: {method: max-softmax, target_precision: 0.95, max_accuracy_loss: null}
+    out_of_scope:                  # one rule: max_accuracy_loss (default 0.01), fallback_rate or target_precision
+      {method: max-softmax, max_accuracy_loss: 0.01, exposure: outlier}
     generation: {enabled: false, model: smollm2, max_new_tokens: 96}
     fallback: "I'm not sure — connecting you to an agent."
     seed: 42
@@ -26,12 +28,12 @@ the environment) or the same given on the command line::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ...core.errors import ConfigError
-from ...ood import METHODS
+from ...ood import DEFAULT_ACCURACY_LOSS, METHODS
 
 __all__ = ["Recipe", "load_recipe", "DEFAULT_FALLBACK"]
 
@@ -47,6 +49,8 @@ class Intents(_Strict):
     text_column: str = "text"
     label_column: str = "label"
     oos_label: Optional[str] = Field("oos", description="Rows with this label are out-of-scope examples.")
+    oos_data: Optional[str] = Field(None, description="A file of out-of-scope texts (text column), e.g. messages "
+                                                     "about other products or off-topic chat.")
     method: str = "full"
     model: str = "default"
     validation_share: float = Field(0.1, gt=0, lt=0.5, description="Held out to calibrate the thresholds.")
@@ -70,8 +74,30 @@ class Retrieval(_Strict):
 
 class OutOfScope(_Strict):
     method: str = "max-softmax"
-    target_precision: float = Field(0.95, gt=0, le=1)
-    max_accuracy_loss: Optional[float] = Field(None, ge=0, lt=1)
+    max_accuracy_loss: Optional[float] = Field(
+        None, ge=0, lt=1, description="In-scope accuracy the fallback may cost on validation (default 0.01 when "
+                                      "no other rule is set).")
+    fallback_rate: Optional[float] = Field(None, ge=0, lt=1, description="Share of validation texts handed off.")
+    target_precision: Optional[float] = Field(None, gt=0, le=1, description="Answered texts right this often (the "
+                                              "loosest threshold; catches few out-of-scope texts with an accurate "
+                                              "classifier).")
+    exposure: Literal["outlier", "class"] = Field(
+        "outlier", description="How out-of-scope examples train the intent model: 'outlier' (an even spread over "
+                               "the intents, so the detector is unsure on texts like them) or 'class' (one more "
+                               "intent).")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> OutOfScope:
+        given = [n for n in ("max_accuracy_loss", "fallback_rate", "target_precision") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set one calibration rule, not {' and '.join(given)}")
+        return self
+
+    def rule(self) -> dict:
+        """The calibration rule as ``ood.calibrate`` keywords (the default: 1 point of accuracy)."""
+        given = {n: getattr(self, n) for n in ("max_accuracy_loss", "fallback_rate", "target_precision")
+                 if getattr(self, n) is not None}
+        return given or {"max_accuracy_loss": DEFAULT_ACCURACY_LOSS}
 
     @field_validator("method")
     @classmethod
@@ -110,6 +136,7 @@ class Recipe(_Strict):
 
         r = self.model_copy(deep=True)
         r.intents.data = fix(r.intents.data)
+        r.intents.oos_data = fix(r.intents.oos_data)
         r.answers, r.docs = fix(r.answers), fix(r.docs)
         if r.faq is not None:
             r.faq.data = fix(r.faq.data)
@@ -172,10 +199,12 @@ def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
 def recipe_from_options(recipe: str | Path | None = None, *, intents: str | None = None, answers: str | None = None,
                         faq: str | None = None, docs: str | None = None, oos_label: str = "oos",
                         method: str | None = None, model: str | None = None,
-                        overrides: list[str] | None = None, client_slots: list[str] | None = None) -> Recipe:
+                        overrides: list[str] | None = None, client_slots: list[str] | None = None,
+                        oos_data: str | None = None, exposure: str | None = None,
+                        max_accuracy_loss: float | None = None, fallback_rate: float | None = None) -> Recipe:
     """A recipe from a YAML file, or from the parts given one by one (not both), with the
-    intent model's method, base model and ``key=value`` training settings on top (as the
-    command line passes them).
+    intent model's method, base model and ``key=value`` training settings, the out-of-scope
+    texts, their exposure and the calibration rule on top (as the command line passes them).
 
     Raises:
         ConfigError: both or neither given, or a bad setting.
@@ -198,4 +227,17 @@ def recipe_from_options(recipe: str | Path | None = None, *, intents: str | None
     r.intents.settings.update(parse_overrides(overrides or []))
     if client_slots:
         r.client_slots = sorted(set(r.client_slots) | set(client_slots))
+    if oos_data is not None:
+        r.intents.oos_data = str(Path(oos_data).expanduser().resolve())
+    changes = {k: v for k, v in (("exposure", exposure), ("max_accuracy_loss", max_accuracy_loss),
+                                 ("fallback_rate", fallback_rate)) if v is not None}
+    if changes:
+        rules = {"max_accuracy_loss", "fallback_rate"} & set(changes)
+        current = r.out_of_scope.model_dump()
+        if rules:  # a rule given on the command line replaces the recipe's
+            current.update(max_accuracy_loss=None, fallback_rate=None, target_precision=None)
+        try:
+            r.out_of_scope = OutOfScope(**{**current, **changes})
+        except ValidationError as exc:
+            raise _explain(exc, "The out-of-scope options are not valid") from None
     return r
