@@ -62,6 +62,8 @@ def test_a_student_learns_its_teacher_rather_than_its_labels(tmp_path, tiny_mode
     assert section["weight"] == 1.0 and section["unlabelled_texts"] == 9
     assert section["teacher_agrees_with_labels"] == 0.0  # every label was moved
     assert student.manifest["data"]["unlabelled"]["rows"] == 9
+    shown = run_cli("info", str(student.path))
+    assert shown.returncode == 0 and "teacher    " in shown.stdout and "weight 1, 9 unlabelled texts" in shown.stdout
     texts = [t for texts in GROUPS.values() for t in texts]
     truth = [g for g, texts in GROUPS.items() for _ in texts]
     predicted = [p["label"] for p in student.predictor.predict(texts)]

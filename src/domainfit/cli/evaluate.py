@@ -89,6 +89,10 @@ def info(model_dir: Path = typer.Argument(..., help="Artifact folder."),
         f"training   {manifest['training']['steps']} steps, {manifest['training']['precision']}",
         *([f"companion  n-gram, blended with encoder weight {manifest['companion']['weight']:.2f}"]
           if manifest.get("companion") else []),
+        *([f"teacher    {d['teacher_base_model']} ({d['teacher']}), weight {d['weight']:g}, "
+           f"{d['unlabelled_texts']} unlabelled texts"] if (d := manifest.get("distillation")) else []),
+        *([f"outliers   {manifest['outliers']['texts']} texts of no class (outlier exposure)"]
+          if manifest.get("outliers") else []),
         f"metrics    {json.dumps(manifest.get('metrics', {}))}",
         f"created    {manifest['created_at']} by domainfit {manifest['domainfit_version']}",
     ]
