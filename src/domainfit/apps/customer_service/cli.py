@@ -32,7 +32,7 @@ def cs_train(
     oos_data: Optional[str] = typer.Option(None, "--oos-data", help="Out-of-scope texts (text column), e.g. "
                                            "messages about other products; trained with --exposure."),
     exposure: Optional[str] = typer.Option(None, "--exposure", help="How out-of-scope examples train the intent "
-                                           "model: outlier (unsure on them) [default] | class (one more intent)."),
+                                           "model: class (one more intent) [default] | outlier (unsure on them)."),
     max_accuracy_loss: Optional[float] = typer.Option(None, "--max-accuracy-loss", help="Calibrate the fallback to "
                                                       "cost at most this in-scope accuracy on validation [0.01]."),
     fallback_rate: Optional[float] = typer.Option(None, "--fallback-rate", help="Instead, hand off at most this "

@@ -19,7 +19,7 @@ the environment) or the same given on the command line::
     docs: help-centre/             # Markdown/text documents (optional)
     retrieval: {model: default, min_score: 0.5, rerank: null, candidates: 10}
     out_of_scope:                  # one rule: max_accuracy_loss (default 0.01), fallback_rate or target_precision
-      {method: max-softmax, max_accuracy_loss: 0.01, exposure: outlier}
+      {method: max-softmax, max_accuracy_loss: 0.01, exposure: class}
     generation: {enabled: false, model: smollm2, max_new_tokens: 96}
     fallback: "I'm not sure — connecting you to an agent."
     seed: 42
@@ -81,10 +81,10 @@ class OutOfScope(_Strict):
     target_precision: Optional[float] = Field(None, gt=0, le=1, description="Answered texts right this often (the "
                                               "loosest threshold; catches few out-of-scope texts with an accurate "
                                               "classifier).")
-    exposure: Literal["outlier", "class"] = Field(
-        "outlier", description="How out-of-scope examples train the intent model: 'outlier' (an even spread over "
-                               "the intents, so the detector is unsure on texts like them) or 'class' (one more "
-                               "intent).")
+    exposure: Literal["class", "outlier"] = Field(
+        "class", description="How out-of-scope examples train the intent model: 'class' (one more intent; its "
+                             "validation calibration held on test, benchmarks/oos_exposure.py) or 'outlier' (an "
+                             "even spread over the intents, so the detector is unsure on texts like them).")
 
     @model_validator(mode="after")
     def _one_rule(self) -> OutOfScope:
