@@ -137,6 +137,9 @@ def test_bad_teachers_and_extra_texts_are_refused_before_any_work(tmp_path, tiny
     refused("task is not supported", task="token-classification",
             **{"data.train": str(ner), "data.outliers": str(other)})
     refused("method fewshot", method="fewshot", **{"data.train": str(data), "data.outliers": str(other)})
+    refused("method fewshot", method="fewshot", outlier_data=[{"text": "the weather is sunny"}],
+            **{"data.train": str(data)})  # in-memory rows are checked alike
+    refused("needs a teacher", unlabelled_data=[{"text": "where is my card"}], **{"data.train": str(data)})
     refused("teacher_weight", **{"data.train": str(data), "training.teacher_weight": 1.5})
     done = run_cli("train", "--data", str(data), "--model", str(tiny_model), "--teacher", str(tmp_path / "nowhere"),
                    "--output", str(tmp_path / "cli"))

@@ -40,9 +40,9 @@ def _texts(cfg: RunConfig, task, source, tokenizer, what: str) -> Dataset:
     return ds
 
 
-def _check(cfg: RunConfig, task, method) -> None:
-    teacher, outliers = cfg.training.teacher, cfg.data.outliers
-    if cfg.data.unlabelled is not None and teacher is None:
+def _check(cfg: RunConfig, task, method, outliers, unlabelled) -> None:
+    teacher = cfg.training.teacher
+    if unlabelled is not None and teacher is None:
         raise ConfigError("--unlabelled-data needs a teacher to learn from (--teacher MODEL, distillation) or "
                           "--method zeroshot (self-training).")
     asked = [name for name, value in (("--teacher", teacher), ("--outlier-data", outliers)) if value is not None]
@@ -98,11 +98,11 @@ def add_soft_examples(cfg: RunConfig, task, method, tokenizer, labels: list[str]
     section) and the manifest sections (``distillation``, ``outliers``). Every check runs
     before the teacher reads a text.
     """
-    _check(cfg, task, method)
     datasets, sections = {}, {}
     teacher_path = cfg.training.teacher
     outliers = outlier_rows if outlier_rows is not None else cfg.data.outliers
     unlabelled = unlabelled_rows if unlabelled_rows is not None else cfg.data.unlabelled
+    _check(cfg, task, method, outliers, unlabelled)
     if outliers is not None:
         datasets["outliers"] = _texts(cfg, task, outliers, tokenizer, "The outlier file")
     if unlabelled is not None:

@@ -235,7 +235,8 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
                            recipe.faq.id_column)
     if recipe.docs is not None:
         corpus += read_documents(recipe.docs, recipe.retrieval.max_words)
-    oos_label = recipe.intents.oos_label or "oos"
+    # oos_data texts need a label even where the intents file names none (oos_label: null)
+    oos_label = recipe.intents.oos_label or "__out_of_scope__"
     intents = sorted({e.label for e in data.examples})
     known = [i for i in intents if i != oos_label]
     exposure = recipe.out_of_scope.exposure
