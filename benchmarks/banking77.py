@@ -143,6 +143,9 @@ def run_domainfit(args) -> dict:
         settings = {"data.train": str(DATA / "train.csv")}
         if args.precision:
             settings["training.precision"] = args.precision
+        for item in args.set:
+            key, _, value = item.partition("=")
+            settings[key] = int(value) if value.isdigit() else value
         clock.start = time.perf_counter()
         result = domainfit.train(output=str(Path(out) / "m"), callbacks=[probe], **settings)
         wall = clock.elapsed()
@@ -179,6 +182,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=["peer", "domainfit"])
     ap.add_argument("--worker-out")
     ap.add_argument("--precision")
+    ap.add_argument("--set", action="append", default=[], help="a domainfit setting for the worker, key=value")
     args = ap.parse_args()
     if args.worker:
         if args.peer_lr is None:

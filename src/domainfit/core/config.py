@@ -141,6 +141,8 @@ class TrainingConfig:
     save_steps: int = _f(200, "Write a checkpoint every this many optimizer steps (and at every epoch end).")
     group_by_length: bool = _f(True, "Batch texts of similar length together (less padding, faster).")
     freeze_embeddings: bool = _f(True, "Keep the word-embedding matrix fixed (faster, less memory).")
+    freeze_layers: int = _f(0, "Keep the embeddings and the lowest N encoder layers fixed: a faster step (the "
+                               "backward pass stops above them); 0 trains every layer.")
     dropout: float | None = _f(None, "Dropout of the encoder and the head; None keeps the encoder's own and uses 0.1 in the head.")
     label_smoothing: float | None = _f(None, "Label smoothing for single-label and token classification; None uses the "
                                              "method's default (0.1; fewshot 0).")
@@ -186,7 +188,7 @@ class TrainingConfig:
             raise ConfigError(f"training.dropout must be in [0, 1), got {self.dropout}.")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"training.label_smoothing must be in [0, 1), got {self.label_smoothing}.")
-        for name in ("early_stopping_patience", "weight_decay", "max_grad_norm"):
+        for name in ("early_stopping_patience", "weight_decay", "max_grad_norm", "freeze_layers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"training.{name} must be 0 or more, got {getattr(self, name)}.")
 

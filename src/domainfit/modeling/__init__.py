@@ -10,9 +10,9 @@ Modules:
 """
 
 from .base_models import DEFAULT_MODEL_NAME, ResolvedModel, card_facts, resolve_model, weights_sha256
-from .heads import DomainModel, EmbeddingModel, TokenModel, build_encoder, build_task_model
+from .heads import DomainModel, EmbeddingModel, TokenModel, build_encoder, build_task_model, freeze_lower_layers
 from .predict import autocast, embed_texts, predict_logits, top_k
 
 __all__ = ["DEFAULT_MODEL_NAME", "ResolvedModel", "resolve_model", "weights_sha256", "card_facts", "DomainModel",
-           "EmbeddingModel", "TokenModel", "build_encoder", "build_task_model", "autocast", "embed_texts",
+           "EmbeddingModel", "TokenModel", "build_encoder", "build_task_model", "freeze_lower_layers", "autocast", "embed_texts",
            "predict_logits", "top_k"]

@@ -9,7 +9,8 @@ from transformers import AutoConfig, AutoModel
 from ..core.errors import ModelNotFoundError
 from .base_models import loading_quietly
 
-__all__ = ["DomainModel", "TokenModel", "EmbeddingModel", "build_encoder", "build_task_model", "check_loaded"]
+__all__ = ["DomainModel", "TokenModel", "EmbeddingModel", "build_encoder", "build_task_model", "check_loaded",
+           "freeze_lower_layers"]
 
 
 def build_encoder(path: str, dropout: float | None = None, from_config: bool = False) -> nn.Module:
@@ -32,6 +33,31 @@ def build_encoder(path: str, dropout: float | None = None, from_config: bool = F
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder
+
+
+def freeze_lower_layers(encoder: nn.Module, n: int) -> int:
+    """Keep the embeddings and the lowest ``n`` transformer layers of ``encoder`` fixed: the
+    backward pass then stops above them (fewer gradients to compute, a faster step). Finds the
+    encoder's layer list (``encoder.layer``, ``transformer.layer``, ...) as the module list as
+    long as ``config.num_hidden_layers``; returns the number of layers there are.
+
+    Raises:
+        ConfigError: ``n`` is not below the number of layers, or no layer list is found.
+    """
+    from ..core.errors import ConfigError
+
+    count = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
+    layers = next((m for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) == count), None)
+    if layers is None:
+        raise ConfigError("training.freeze_layers: this encoder's layer list was not found; leave it at 0.")
+    if not 0 <= n < count:
+        raise ConfigError(f"training.freeze_layers is {n}; this encoder has {count} layers (at most {count - 1} "
+                          "can be fixed, one must train).")
+    embeddings = encoder.get_input_embeddings()
+    for module in [getattr(encoder, "embeddings", embeddings), *layers[:n]]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return count
 
 
 def check_loaded(path: str, info: dict) -> None:

@@ -137,6 +137,8 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     base = resolve_model(cfg.model)
     if not auto:
         check_method(method, method_settings, base)
+    if cfg.training.freeze_layers:
+        _check_freeze(cfg.training.freeze_layers, base)
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
     train_ds, val_ds, eval_ds = _load_data(cfg, task, tokenizer, train_data, eval_data, validation_data)
@@ -181,6 +183,16 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     sig = signature(cfg, [d.fingerprint for d in datasets.values()])
     return Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
                     warnings, sig, auto_choice, sections)
+
+
+def _check_freeze(n: int, base) -> None:
+    """``training.freeze_layers`` leaves at least one layer of the base model to train."""
+    from transformers import AutoConfig
+
+    count = getattr(AutoConfig.from_pretrained(str(base.path)), "num_hidden_layers", None)
+    if count is not None and n >= count:
+        raise ConfigError(f"training.freeze_layers is {n}; this encoder has {count} layers (at most {count - 1} can "
+                          "be fixed, one must train).")
 
 
 def _ensemble(cfg: RunConfig, task, auto: bool, method, val_ex: list) -> str:
@@ -258,6 +270,10 @@ def _build_model(p: Prepared, total_steps: int | None):
     model = method.apply(model, p.method_settings, ctx)
     if cfg.training.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.training.freeze_layers:
+        from ..modeling import freeze_lower_layers
+
+        freeze_lower_layers(getattr(model.encoder, "get_base_model", lambda: model.encoder)(), cfg.training.freeze_layers)
     return model
 
 
