@@ -1,6 +1,6 @@
 """fp32 training levers on Banking77, against the tuned peer, in one run.
 
-    python benchmarks/fp32_levers.py [--freeze-layers 3]
+    python benchmarks/fp32_levers.py [--freeze-layers 3,4]
 
 For CPUs without bf16 (most laptops): the tuned ``transformers.Trainer`` peer (fp32), domainfit
 with ``--precision fp32``, and the same with ``training.freeze_layers`` (the embeddings and the
@@ -29,14 +29,15 @@ COMMAND = "python benchmarks/fp32_levers.py"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--freeze-layers", type=int, default=3)
+    ap.add_argument("--freeze-layers", default="3,4", help="comma-separated layer counts, one run each")
     args = ap.parse_args()
     lr = json.loads((RESULTS_DIR / "banking77_peer_sweep.json").read_text())["best_lr"]
     common = ["--peer-epochs", "5", "--peer-lr", str(lr)]
     runs = {"peer": _worker("peer", common),
-            "domainfit fp32": _worker("domainfit", common + ["--precision", "fp32"]),
-            f"domainfit fp32, freeze_layers {args.freeze_layers}": _worker(
-                "domainfit", common + ["--precision", "fp32", "--set", f"training.freeze_layers={args.freeze_layers}"])}
+            "domainfit fp32": _worker("domainfit", common + ["--precision", "fp32"])}
+    for n in (int(x) for x in args.freeze_layers.split(",") if x.strip()):
+        runs[f"domainfit fp32, freeze_layers {n}"] = _worker(
+            "domainfit", common + ["--precision", "fp32", "--set", f"training.freeze_layers={n}"])
     peer = runs["peer"]
     for run in runs.values():
         run["time_to_92_over_peer"] = (run["time_to_92_s"] / peer["time_to_92_s"]
