@@ -3,6 +3,7 @@
     python benchmarks/serve_load.py [--clients 64] [--seconds 60] [--max-wait-ms 5] [--client wrk|asyncio]
     python benchmarks/serve_load.py --base REV [--rounds 3] [--model DIR]   # this tree against REV
     python benchmarks/serve_load.py --scenario abandon [--base REV] [--model DIR]
+    python benchmarks/serve_load.py --scenario log [--rounds 3]   # the prediction log's cost
 
 Starts ``domainfit serve`` on loopback (a registry with the int8 Banking77 model of
 benchmarks/inference.py as version 1 and the same model again as version 2), then runs
@@ -18,6 +19,11 @@ send 256 texts and give up after 1 s; then one client sends one text and times i
 It runs against this tree and, with ``--base REV``, against the server of revision REV
 (checked out into a temporary worktree) in the same run, each on a fresh server with the
 same model. Before backpressure, the fresh request waited behind every abandoned text.
+
+``--scenario log`` runs the load on a server without the prediction log and on one with
+``--log-predictions --log-texts`` (every prediction written, with its text: the dearest
+setting), taking turns for ``--rounds`` rounds, and reports the throughput ratio (medians)
+and how many rows the log holds against the texts served.
 
 The load generator shares the 2 cores with the server. ``wrk`` (Debian package ``wrk``; a
 C program, the default when installed) costs little CPU; the ``asyncio`` client (httpx) is
@@ -241,8 +247,9 @@ def abandon(args, texts: list[str]) -> None:
         "|---|---|---|---|", *rows]) + "\n")
 
 
-def _serve_load(args, model: Path, texts: list[str], src: Path | None = None) -> dict:
-    """One load run on a fresh server (``src``: the source tree it runs from, default this one)."""
+def _serve_load(args, model: Path, texts: list[str], src: Path | None = None, extra: tuple[str, ...] = ()) -> dict:
+    """One load run on a fresh server (``src``: the source tree it runs from, default this one;
+    ``extra``: more ``serve`` options)."""
     with tempfile.TemporaryDirectory() as tmp:
         from domainfit.stores import Registry
 
@@ -251,14 +258,18 @@ def _serve_load(args, model: Path, texts: list[str], src: Path | None = None) ->
         registry.add("banking77", model)
         env = dict(os.environ, DOMAINFIT_API_KEY=KEY, **({"PYTHONPATH": str(src)} if src else {}))
         with cli_server(["serve", str(Path(tmp) / "registry"), "--max-batch", str(args.max_batch), "--max-wait-ms",
-                         str(args.max_wait_ms), "--max-texts", "64", "--db", f"sqlite:///{Path(tmp) / 'fb.db'}"],
-                        env=env, ready_seconds=120) as base:
+                         str(args.max_wait_ms), "--max-texts", "64", "--db", f"sqlite:///{Path(tmp) / 'fb.db'}",
+                         *extra], env=env, ready_seconds=120) as base:
             before = _served_texts(base, "banking77")
             if args.client == "wrk":
                 out = _wrk_load(base, "banking77", texts, args.clients, args.seconds, Path(tmp))
             else:
                 out = asyncio.run(_load(base, "banking77", texts, args.clients, args.seconds))
             out["texts"] = _served_texts(base, "banking77") - before
+        if "--log-predictions" in extra:  # after the server stopped: it writes what is left on the way out
+            from domainfit.stores import PredictionLog
+
+            out["logged_rows"] = PredictionLog(f"sqlite:///{Path(tmp) / 'fb.db'}").count()
     latency = sorted(out.pop("latency")) if "latency" in out else None
     return {
         "clients": args.clients, "seconds": out["seconds"], "requests": out["requests"], "errors": out["errors"],
@@ -268,7 +279,38 @@ def _serve_load(args, model: Path, texts: list[str], src: Path | None = None) ->
         "versions_seen": out["versions"], "promotion_status": out.get("promotion_status"),
         "exceptions": sorted(set(out["exceptions"])),
         "max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "client": args.client,
+        **({"logged_rows": out["logged_rows"], "texts_served": out["texts"]} if "logged_rows" in out else {}),
     }
+
+
+def compare_log(args, model: Path, texts: list[str]) -> None:
+    """The load without and with the prediction log (every prediction, with its text), taking turns."""
+    servers = {"no prediction log": (), "--log-predictions --log-texts": ("--log-predictions", "--log-texts")}
+    runs: dict[str, list[dict]] = {label: [] for label in servers}
+    for _ in range(args.rounds):
+        for label, extra in servers.items():
+            runs[label].append(_serve_load(args, model, texts, extra=extra))
+            print(label, json.dumps({k: runs[label][-1].get(k) for k in ("texts_per_s", "p50_ms", "p99_ms", "errors",
+                                                                          "logged_rows", "texts_served")}))
+    median = {label: statistics.median(r["texts_per_s"] for r in rs) for label, rs in runs.items()}
+    ratio = median["--log-predictions --log-texts"] / median["no prediction log"]
+    logged = runs["--log-predictions --log-texts"]
+    complete = sum(r["logged_rows"] for r in logged) / sum(r["texts_served"] for r in logged)
+    command = f"{COMMAND} --scenario log --rounds {args.rounds} --seconds {args.seconds:g} --client {args.client}"
+    write_results("serve_load_log", {"command": command, "model": model.name, "runs": runs,
+                                     "median_texts_per_s": median, "ratio": ratio, "logged_share": complete,
+                                     "machine": machine()})
+    rows = [f"| {label} | {median[label]:.0f} | "
+            f"{statistics.median(r['p50_ms'] for r in rs):.1f} | {statistics.median(r['p99_ms'] for r in rs):.1f} | "
+            f"{sum(r['errors'] for r in rs)} |" for label, rs in runs.items()]
+    m = machine()
+    replace_section("## Serving with the prediction log", "\n".join([
+        "## Serving with the prediction log", "",
+        f"Command: `{command}`. The load of \"Serving under load\" ({args.clients} connections, 1–16 texts per "
+        f"request, a promotion half-way) for {args.seconds:g} s on a fresh server each, taking turns, {args.rounds} "
+        f"rounds; medians. With the log / without: **{ratio:.2f}×** throughput; the log holds {complete:.1%} of "
+        f"the texts served (SQLite, same machine). CPU: {m.get('cpu_model', '?')}.", "",
+        "| server | texts/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|", *rows]) + "\n")
 
 
 def compare_revisions(args, model: Path, texts: list[str]) -> None:
@@ -308,7 +350,7 @@ def compare_revisions(args, model: Path, texts: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", choices=("load", "abandon"), default="load")
+    ap.add_argument("--scenario", choices=("load", "abandon", "log"), default="load")
     ap.add_argument("--base", help="also run the server of this git revision, for comparison")
     ap.add_argument("--rounds", type=int, default=3, help="load with --base: rounds, taking turns")
     ap.add_argument("--model", help="the model folder to serve (default: the int8 model of inference.py)")
@@ -326,6 +368,8 @@ def main() -> None:
     model = Path(args.model) if args.model else HERE / "work" / "banking77-onnx-int8"
     if not (model / "domainfit.json").is_file():
         sys.exit(f"{model} is not a model folder (run benchmarks/inference.py, or pass --model)")
+    if args.scenario == "log":
+        return compare_log(args, model, texts)
     if args.base:
         return compare_revisions(args, model, texts)
     offline = json.loads((RESULTS_DIR / "inference.json").read_text())["systems"]["domainfit onnx-int8"]

@@ -199,6 +199,35 @@ def test_feedback_is_stored_and_exported(models, tmp_path):
     assert [(r["text"], r["label"]) for r in rows] == [("money back please", "refund"), ("no label given", "")]
 
 
+def test_predictions_are_logged_beside_feedback(models, tmp_path):
+    import hashlib
+
+    from domainfit.stores import PredictionLog
+
+    db = f"sqlite:///{tmp_path / 'feedback.db'}"
+    with running(models[0], db_url=db, log_predictions=True) as url:
+        name = models[0].name
+        r = httpx.post(f"{url}/v1/models/{name}/predict", json={"texts": ["where is my card", "reset password"]})
+        assert r.status_code == 200, r.text
+        httpx.post(f"{url}/v1/feedback", json={"text": "where is my card", "correct_label": "card"})
+        deadline = time.monotonic() + 10
+        while "domainfit_prediction_log_written 2.0" not in httpx.get(f"{url}/metrics").text:
+            assert time.monotonic() < deadline, "the writer thread did not write within 10 s"
+            time.sleep(0.1)
+    rows = list(PredictionLog(db).rows())
+    assert [(row.label, row.model, row.version, row.request_id) for row in rows] == [
+        (p["label"], name, 1, r.json()["request_id"]) for p in r.json()["predictions"]]
+    assert rows[0].score == pytest.approx(r.json()["predictions"][0]["score"])
+    assert rows[0].input_sha256 == hashlib.sha256(b"where is my card").hexdigest() and rows[0].text is None
+    assert FeedbackStore(db).count() == 1
+    with running(models[0], db_url=db, log_predictions=True, log_texts=True, log_sample=1.0) as url:
+        httpx.post(f"{url}/v1/models/{models[0].name}/predict", json={"texts": ["money back please"]})
+    assert [row.text for row in PredictionLog(db).rows()][-1] == "money back please"  # written at shut-down
+    with running(models[0], db_url=f"sqlite:///{tmp_path / 'off.db'}") as url:  # off by default
+        httpx.post(f"{url}/v1/models/{models[0].name}/predict", json={"texts": ["money back please"]})
+    assert PredictionLog(f"sqlite:///{tmp_path / 'off.db'}").count() == 0
+
+
 def test_registry_operations_and_names(models, tmp_path):
     reg = Registry(tmp_path / "reg")
     assert reg.add("intents", models[0], stage="production") == 1

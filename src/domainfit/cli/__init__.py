@@ -19,7 +19,7 @@ import typer
 
 from ..core.errors import DomainfitError
 from ..core.ui import console, escape, print_json
-from . import deploy, evaluate, search, train
+from . import deploy, evaluate, improve, search, train
 from .apps import apps_app
 
 __all__ = ["app", "main"]
@@ -27,7 +27,8 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="domainfit",
     help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict, search, "
-    "export and serve it, and build apps on it (app customer-service).\n\n"
+    "export and serve it, keep it improving from its own use (drift, audit, select, retrain, gate, improve), "
+    "and build apps on it (app customer-service).\n\n"
     "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
     no_args_is_help=True,
     add_completion=True,
@@ -77,7 +78,7 @@ def version(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
         typer.echo(line)
 
 
-for _area in (train, evaluate, search, deploy):
+for _area in (train, evaluate, search, deploy, improve):
     app.add_typer(_area.app)
 app.add_typer(apps_app, name="app")
 
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         argv.remove("--debug")
         _DEBUG["on"] = True
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns (not raises) a command's typer.Exit code.
+        code = app(args=argv, standalone_mode=False)
     except DomainfitError as exc:
         if _DEBUG["on"]:
             raise
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return 2
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -39,7 +39,7 @@ def export(
         f"{parity['max_abs_difference']:.4f}")
 
 
-@app.command(epilog="Example: domainfit serve models/ --port 8000 --api-key $KEY\n\n"
+@app.command(epilog="Example: domainfit serve models/ --port 8000 --api-key $KEY --log-predictions --log-sample 0.1\n\n"
              "curl -s localhost:8000/v1/models/intents/predict -H 'content-type: application/json' "
              "-d '{\"texts\": [\"where is my card?\"]}'")
 def serve(
@@ -63,6 +63,15 @@ def serve(
     allow_origin: Optional[list[str]] = typer.Option(None, "--allow-origin", help="A web origin whose pages may "
                                                      "call the API (repeat for more); other cross-site browser "
                                                      "requests are refused."),
+    log_predictions: bool = typer.Option(False, "--log-predictions", help="Keep each prediction in the --db "
+                                         "database (request id, time, model, version, sha256 of the input, label, "
+                                         "score), for domainfit drift."),
+    log_sample: float = typer.Option(1.0, "--log-sample", help="With --log-predictions: the share of predictions "
+                                     "kept (e.g. 0.1)."),
+    log_texts: bool = typer.Option(False, "--log-texts", help="With --log-predictions: keep the input texts too "
+                                   "(they may be personal data)."),
+    log_retention_days: Optional[float] = typer.Option(None, "--log-retention-days", help="With --log-predictions: "
+                                                       "delete logged predictions older than this many days."),
 ) -> None:
     """Serve models over HTTP (OpenAPI at /openapi.json, docs at /docs): predictions, feedback, registry, metrics."""
     from ..serving import ServeSettings, serve as run_server
@@ -71,7 +80,9 @@ def serve(
     settings = ServeSettings(api_key=api_key, require_key=require_key, db_url=db, max_batch=max_batch,
                              max_wait_ms=max_wait_ms, max_texts=max_texts, max_chars=max_chars,
                              max_body_bytes=max_body_bytes, max_queue=max_queue, request_timeout=request_timeout,
-                             max_connections=max_connections, allowed_origins=tuple(allow_origin or ()))
+                             max_connections=max_connections, allowed_origins=tuple(allow_origin or ()),
+                             log_predictions=log_predictions, log_sample=log_sample, log_texts=log_texts,
+                             log_retention_days=log_retention_days)
     run_server(path, host=host, port=port, settings=settings)
 
 
@@ -113,22 +124,40 @@ def registry_list(root: Path = typer.Argument(..., help="Registry folder."),
 
 @registry_app.command("promote", epilog="Example: domainfit registry promote models/ intents 3")
 def registry_promote(root: Path = typer.Argument(...), name: str = typer.Argument(...),
-                     version: int = typer.Argument(..., help="The version to serve.")) -> None:
+                     version: int = typer.Argument(..., help="The version to serve."),
+                     reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the history.")) -> None:
     """Make a version production (the former one is archived); servers pick it up within a second.
-    A version whose files do not verify is refused and nothing changes."""
+    A version whose files do not verify is refused and nothing changes. The history records
+    who (DOMAINFIT_USER or the login name), when and why."""
     from ..stores import Registry
 
-    Registry(root).promote(name, version)
+    Registry(root).promote(name, version, reason=reason)
     say(f"[green]Promoted[/] {escape(name)} version {version} to production")
 
 
 @registry_app.command("rollback", epilog="Example: domainfit registry rollback models/ intents")
-def registry_rollback(root: Path = typer.Argument(...), name: str = typer.Argument(...)) -> None:
-    """Serve the previous production version again."""
+def registry_rollback(root: Path = typer.Argument(...), name: str = typer.Argument(...),
+                      reason: Optional[str] = typer.Option(None, "--reason", help="Why, for the history.")) -> None:
+    """Serve the previous production version again (recorded in the history)."""
     from ..stores import Registry
 
-    entry = Registry(root).rollback(name)
+    entry = Registry(root).rollback(name, reason=reason)
     say(f"[green]Rolled back[/] {escape(name)} to version {entry['version']}")
+
+
+@registry_app.command("history", epilog="Example: domainfit registry history models/ intents --json")
+def registry_history(root: Path = typer.Argument(...), name: str = typer.Argument(...),
+                     as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every promotion and rollback of a model: when, which version, the one before, who, why."""
+    from ..stores import Registry
+
+    events = Registry(root).history(name)
+    if as_json:
+        print_json(events)
+        return
+    for e in events:
+        sys.stdout.write(f"{e['at']}\t{e['action']}\t{e['version']}\t{e.get('previous') or ''}\t"
+                         f"{e.get('by') or ''}\t{e.get('reason') or ''}\n")
 
 
 @registry_app.command("remove", epilog="Example: domainfit registry remove models/ intents 1")

@@ -156,6 +156,9 @@ class TrainingConfig:
                                     "its label); unlabelled texts learn the teacher's alone.")
     teacher_temperature: float = _f(1.0, "Softens the teacher's probabilities (softmax of its logits / T) before "
                                          "they are learnt; above 1 shows more of how classes resemble each other.")
+    init_from: str | None = _f(None, "A trained domainfit model (folder) whose weights this run starts from (a warm "
+                                     "start; domainfit retrain sets it): same task, base model and method; new "
+                                     "labels get new head rows, known labels keep theirs.")
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")
     pooling: str = _f("mean", "How token vectors become one text vector: 'mean' or 'cls'.")

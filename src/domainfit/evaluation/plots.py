@@ -15,7 +15,8 @@ import numpy as np
 
 from ..core.io import atomic_file
 
-__all__ = ["plot_confusion_matrix", "plot_confused_pairs", "plot_reliability", "plot_residuals"]
+__all__ = ["plot_confusion_matrix", "plot_confused_pairs", "plot_reliability", "plot_residuals", "plot_shares",
+           "plot_histograms"]
 
 _DPI = 110
 _MAX_TICK_CHARS = 40
@@ -171,6 +172,40 @@ def plot_residuals(path: Path, y_true: Sequence[float], y_pred: Sequence[float])
     ax.set_ylabel("Predicted value")
     ax.set_title("Predicted vs true")
     ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_shares(path: Path, rows: Sequence[tuple[str, float, float]], title: str,
+                names: tuple[str, str] = ("reference", "current")) -> Path:
+    """Side-by-side bars of two shares per category (e.g. the predicted-label mix of a
+    reference and a current set), one row per category, in the order given."""
+    fig = _figure(7, 0.8 + 0.32 * max(len(rows), 1))
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [r[1] for r in rows], height=0.4, label=names[0], color="#8da0cb")
+    ax.barh(y + 0.2, [r[2] for r in rows], height=0.4, label=names[1], color="#fc8d62")
+    ax.set_yticks(y, [_shorten(r[0], _MAX_TICK_CHARS) for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("share")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def plot_histograms(path: Path, reference: Sequence[float], current: Sequence[float], title: str, xlabel: str,
+                    names: tuple[str, str] = ("reference", "current"), bins: int = 30) -> Path:
+    """Two overlaid density histograms on shared bins."""
+    ref, cur = np.asarray(reference, dtype=float), np.asarray(current, dtype=float)
+    both = np.concatenate([ref, cur]) if len(ref) + len(cur) else np.zeros(1)
+    edges = np.histogram_bin_edges(both, bins=bins)
+    fig = _figure(6, 3.2)
+    ax = fig.add_subplot()
+    ax.hist(ref, bins=edges, density=True, alpha=0.55, label=names[0], color="#8da0cb")
+    ax.hist(cur, bins=edges, density=True, alpha=0.55, label=names[1], color="#fc8d62")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
     return _save(fig, path)
 
 

@@ -169,6 +169,8 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
 
     train_ex, extra_data, sections = add_soft_examples(cfg, task, method, tokenizer, labels, train_ex,
                                                        outlier_data, unlabelled_data)
+    if cfg.training.init_from:
+        sections["parent"] = _parent(cfg, task, method, base)
     added = len(labels) if method.before_fit is not None else 0  # e.g. fewshot's label-name examples
     batch = method.batch_size_for(len(train_ex) + added, cfg.training.batch_size, cfg.training.grad_accumulation)
     if batch != cfg.training.batch_size:
@@ -183,6 +185,71 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     sig = signature(cfg, [d.fingerprint for d in datasets.values()])
     return Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
                     warnings, sig, auto_choice, sections)
+
+
+def _parent(cfg: RunConfig, task, method, base) -> dict:
+    """The model a warm start begins from (``training.init_from``), checked before any work:
+    a domainfit model of the same task, base model and method, with its weights."""
+    from ..artifact import is_artifact, read_manifest
+
+    folder = Path(cfg.training.init_from)
+    if not is_artifact(folder):
+        raise ConfigError(f"training.init_from {folder} is not a domainfit model folder (no domainfit.json).")
+    manifest = read_manifest(folder)
+    problems = []
+    if manifest.get("task") != task.name:
+        problems.append(f"it is a {manifest.get('task')} model and this run trains {task.name}")
+    if manifest.get("backend", "torch") != "torch" or not manifest.get("weights"):
+        problems.append("it holds no trainable weights (an exported or zero-shot model); start from the model it "
+                        "was exported from")
+    if manifest["method"]["name"] != method.name:
+        problems.append(f"it was trained with method {manifest['method']['name']}, this run uses {method.name} "
+                        f"(pass --method {manifest['method']['name']})")
+    if manifest["base_model"]["name"] != base.name:
+        problems.append(f"its base model is {manifest['base_model']['name']}, this run's is {base.name}")
+    if problems:
+        raise ConfigError(f"cannot start from {folder}: " + "; ".join(problems) + ".")
+    return {"path": str(folder.resolve()), "created_at": manifest.get("created_at"),
+            "labels": manifest.get("labels", []), "metrics": manifest.get("metrics", {}),
+            "weights_sha256": (manifest.get("files") or {}).get(manifest["weights"])}
+
+
+def _warm_start(model, parent: dict, labels: list[str]) -> None:
+    """Load the parent's weights into the new model: every tensor whose name and shape match;
+    where the label set changed, a head tensor (outside the encoder) of the parent's label
+    count is copied row by row for the labels both know (new labels keep their fresh
+    initialisation)."""
+    from safetensors.torch import load_file
+
+    from ..artifact import read_manifest
+
+    folder = Path(parent["path"])
+    state = load_file(str(folder / read_manifest(folder)["weights"]))
+    own = model.state_dict()
+    old = parent["labels"]
+    rows = {name: i for i, name in enumerate(old)}
+    shared = [(j, rows[name]) for j, name in enumerate(labels) if name in rows]
+    loaded = 0
+    with torch.no_grad():
+        for key, value in state.items():
+            target = own.get(key)
+            if target is None:
+                continue
+            per_label = not key.startswith("encoder.") and value.dim() >= 1 and value.shape[0] == len(old) \
+                and target.shape[0] == len(labels) and value.shape[1:] == target.shape[1:]
+            if old and old != labels and per_label:
+                for j, i in shared:
+                    target[j] = value[i]
+            elif target.shape == value.shape:
+                target.copy_(value)
+            else:
+                raise ConfigError(f"cannot start from {folder}: its {key} has shape {tuple(value.shape)}, this model's "
+                                  f"{tuple(target.shape)}.")
+            loaded += 1
+    model.load_state_dict(own)
+    new = [name for name in labels if name not in rows]
+    say(f"Warm start from {escape(str(folder))}: {loaded} weight tensors"
+        + (f"; new label(s) {escape(', '.join(new[:10]))} start fresh" if new else "") + ".")
 
 
 def _check_freeze(n: int, base) -> None:
@@ -268,6 +335,8 @@ def _build_model(p: Prepared, total_steps: int | None):
         model.output_scale.fill_(float(values.std().clamp_min(1e-6)) if len(values) > 1 else 1.0)
     ctx = MethodContext(total_steps=total_steps, model_type=encoder.config.model_type, training=True)
     model = method.apply(model, p.method_settings, ctx)
+    if "parent" in p.sections:
+        _warm_start(model, p.sections["parent"], p.labels)
     if cfg.training.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if cfg.training.freeze_layers:

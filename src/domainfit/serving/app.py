@@ -55,6 +55,8 @@ def create_app(source: str | Path | None, settings: ServeSettings | None = None,
     settings = settings or ServeSettings()
     metrics = create_metrics()
     ctx = ServerContext(settings, metrics, ModelHost(Path(source) if source is not None else None, settings, metrics))
+    if settings.log_predictions:
+        _prediction_log(ctx)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -77,6 +79,33 @@ def create_app(source: str | Path | None, settings: ServeSettings | None = None,
         app.include_router(part(ctx), responses=ERROR_RESPONSES)
     _offline_docs(app, title)
     return Guard(app, settings, metrics)
+
+
+def _prediction_log(ctx: ServerContext) -> None:
+    """The prediction log, written by its own thread from start-up to shut-down, with its
+    counters on ``/metrics``."""
+    from prometheus_client import Gauge
+
+    from ..stores import PredictionLog
+
+    s = ctx.settings
+    ctx.prediction_log = log = PredictionLog(s.db_url, sample=s.log_sample, keep_texts=s.log_texts,
+                                             retention_days=s.log_retention_days)
+    Gauge("domainfit_prediction_log_written", "Predictions written to the prediction log",
+          registry=ctx.metrics["registry"]).set_function(lambda: log.written)
+    Gauge("domainfit_prediction_log_dropped", "Predictions not logged because the database fell behind",
+          registry=ctx.metrics["registry"]).set_function(lambda: log.dropped)
+
+    async def start():
+        log.start()
+
+    async def stop():
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, log.stop)
+
+    ctx.on_start.append(start)
+    ctx.on_stop.append(stop)
 
 
 def _offline_docs(app: FastAPI, title: str) -> None:

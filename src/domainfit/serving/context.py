@@ -27,6 +27,8 @@ class ServerContext:
         host: the served models (:class:`~domainfit.serving.host.ModelHost`).
         on_start, on_stop: ``async`` hooks run when the server starts and stops.
         ready_checks: ``fn() -> bool``; ``/readyz`` answers ready when all pass.
+        prediction_log: the :class:`~domainfit.stores.PredictionLog` with
+            ``settings.log_predictions``, else ``None``.
     """
 
     settings: ServeSettings
@@ -35,6 +37,7 @@ class ServerContext:
     on_start: list[Callable] = field(default_factory=list)
     on_stop: list[Callable] = field(default_factory=list)
     ready_checks: list[Callable[[], bool]] = field(default_factory=list)
+    prediction_log: Any = None
     _feedback: Any = None
 
     def __post_init__(self):
@@ -61,6 +64,14 @@ class ServerContext:
 
             self._feedback = FeedbackStore(self.settings.db_url)
         return self._feedback
+
+    def log_predictions(self, loaded, request: Request, items: list, answers: list) -> None:
+        """Queue the answered items in the prediction log (when there is one); never waits."""
+        if self.prediction_log is None:
+            return
+        task = loaded.predictor.task
+        self.prediction_log.record(self.request_id(request), loaded.name, loaded.version,
+                                   (task.log_fields(i, a) for i, a in zip(items, answers)))
 
     @staticmethod
     def request_id(request: Request) -> str:

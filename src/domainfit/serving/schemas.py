@@ -102,6 +102,7 @@ class AddVersion(Body):
 
 class Promote(Body):
     version: int = Field(..., ge=1, le=MAX_INT)
+    reason: str | None = Field(None, max_length=1000, description="Why, for the registry's history.")
 
 
 class ErrorDetail(BaseModel):

@@ -32,6 +32,10 @@ class ServeSettings:
             API from a browser; other cross-site browser requests are refused (403).
         db_url: the feedback store (a SQLAlchemy URL), checked when the settings are made.
         poll_seconds: how often a registry server looks for promotions.
+        log_predictions: keep each prediction in the prediction log (same database as the
+            feedback): request id, time, model and version, sha256 of the input, top label
+            and score. log_sample: the share of predicted items kept. log_texts: keep the
+            input texts too. log_retention_days: delete logged predictions older than this.
     """
 
     api_key: str | None = None
@@ -49,6 +53,10 @@ class ServeSettings:
     allowed_origins: tuple[str, ...] = ()
     db_url: str = "sqlite:///feedback.db"
     poll_seconds: float = 1.0
+    log_predictions: bool = False
+    log_sample: float = 1.0
+    log_texts: bool = False
+    log_retention_days: float | None = None
 
     def __post_init__(self):
         if self.api_key is None:
@@ -63,6 +71,14 @@ class ServeSettings:
         for name in ("request_timeout", "header_timeout", "body_timeout"):
             if not getattr(self, name) > 0:
                 raise DomainfitError(f"{name} must be more than 0 seconds.")
+        if not 0 < self.log_sample <= 1:
+            raise DomainfitError(f"--log-sample must be more than 0 and at most 1 (a share of predictions), "
+                                 f"not {self.log_sample}.")
+        if self.log_retention_days is not None and not self.log_retention_days > 0:
+            raise DomainfitError(f"--log-retention-days must be more than 0, not {self.log_retention_days}.")
+        if (self.log_texts or self.log_sample != 1 or self.log_retention_days is not None) and not self.log_predictions:
+            raise DomainfitError("--log-sample, --log-texts and --log-retention-days shape the prediction log: "
+                                 "add --log-predictions.")
         self.allowed_origins = tuple(o.rstrip("/").lower() for o in self.allowed_origins)
         check_db_url(self.db_url)
 

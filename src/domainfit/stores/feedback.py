@@ -68,19 +68,31 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(FEEDBACK)).scalar_one())
 
-    def _query(self, model: str | None, labelled_only: bool):
-        query = sa.select(FEEDBACK).order_by(FEEDBACK.c.id)
+    def last_id(self, model: str | None = None) -> int:
+        """The newest row's id (0 when there is none): a watermark for "what is new"."""
+        query = sa.select(sa.func.max(FEEDBACK.c.id))
+        if model is not None:
+            query = query.where(FEEDBACK.c.model == model)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one() or 0)
+
+    def _query(self, model: str | None, labelled_only: bool, after_id: int = 0, up_to_id: int | None = None):
+        query = sa.select(FEEDBACK).order_by(FEEDBACK.c.id).where(FEEDBACK.c.id > after_id)
+        if up_to_id is not None:
+            query = query.where(FEEDBACK.c.id <= up_to_id)
         if model is not None:
             query = query.where(FEEDBACK.c.model == model)
         if labelled_only:
             query = query.where(FEEDBACK.c.correct_label.is_not(None))
         return query
 
-    def rows(self, model: str | None = None, labelled_only: bool = True) -> Iterator[list[str]]:
-        """The export's rows (without the header), oldest first, read from the database in chunks."""
+    def rows(self, model: str | None = None, labelled_only: bool = True, after_id: int = 0,
+             up_to_id: int | None = None) -> Iterator[list[str]]:
+        """The export's rows (without the header), oldest first, read from the database in
+        chunks; only ids in ``(after_id, up_to_id]``."""
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=1000).execute(
-                self._query(model, labelled_only))
+                self._query(model, labelled_only, after_id, up_to_id))
             for row in result:
                 yield [row.text, row.correct_label or "", row.predicted or "", row.model or "",
                        str(row.version) if row.version is not None else "", row.comment or "",
@@ -103,7 +115,7 @@ class FeedbackStore:
         yield buffer.getvalue()
 
     def export_csv(self, path: str | Path, model: str | None = None, labelled_only: bool = True,
-                   spreadsheet_safe: bool = True) -> int:
+                   spreadsheet_safe: bool = True, after_id: int = 0, up_to_id: int | None = None) -> int:
         """Write feedback as CSV (``text,label,predicted,model,version,comment,request_id,created_at``),
         oldest first; by default only rows with a corrected label, and formula-like cells
         quoted (see the module docstring). Returns the row count."""
@@ -113,7 +125,7 @@ class FeedbackStore:
         with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(COLUMNS)
-            for row in self.rows(model, labelled_only):
+            for row in self.rows(model, labelled_only, after_id, up_to_id):
                 writer.writerow([spreadsheet_cell(c) for c in row] if spreadsheet_safe else row)
                 count += 1
         return count

@@ -60,6 +60,16 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _user() -> str:
+    """Who runs this process, for the history (``DOMAINFIT_USER`` overrides the login name)."""
+    import getpass
+
+    try:
+        return os.environ.get("DOMAINFIT_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. in a container)
+        return "unknown"
+
+
 def _parse_state(name: str, path: Path) -> dict:
     """``registry.json`` of ``name``, checked for the fields the registry relies on."""
     def corrupt(why: str) -> RegistryError:
@@ -255,15 +265,18 @@ class Registry:
             self._version(state, version)["stage"] = stage
             self._write(folder, state)
 
-    def promote(self, name: str, version: int) -> dict:
-        """Make ``version`` production (the former production version is archived).
+    def promote(self, name: str, version: int, *, by: str | None = None, reason: str | None = None) -> dict:
+        """Make ``version`` production (the former production version is archived). The
+        history (the audit log in ``registry.json``) records when, ``by`` whom (default: the
+        user running this) and why (``reason``).
 
         Raises:
             RegistryConflict: the version's folder does not verify; nothing changed.
         """
-        return self._promote(name, version, verified=False)
+        return self._promote(name, version, verified=False, by=by, reason=reason)
 
-    def _promote(self, name: str, version: int, verified: bool) -> dict:
+    def _promote(self, name: str, version: int, verified: bool, by: str | None = None,
+                 reason: str | None = None) -> dict:
         with self._locked(name) as folder:
             state = self.state(name)
             target = self._version(state, version)
@@ -276,12 +289,14 @@ class Registry:
                 previous["stage"] = "archived"
             target["stage"] = "production"
             state["history"].append({"at": _now(), "action": "promote", "version": version,
-                                     "previous": previous["version"] if previous else None})
+                                     "previous": previous["version"] if previous else None,
+                                     "by": by or _user(), "reason": reason})
             self._write(folder, state)
             return target
 
-    def rollback(self, name: str) -> dict:
-        """Bring back the version that was production before the current one.
+    def rollback(self, name: str, *, by: str | None = None, reason: str | None = None) -> dict:
+        """Bring back the version that was production before the current one (recorded in
+        the history like a promotion).
 
         Raises:
             RegistryConflict: that version's folder does not verify; nothing changed.
@@ -301,7 +316,7 @@ class Registry:
             current["stage"] = "archived"
             target["stage"] = "production"
             state["history"].append({"at": _now(), "action": "rollback", "version": previous,
-                                     "previous": current["version"]})
+                                     "previous": current["version"], "by": by or _user(), "reason": reason})
             self._write(folder, state)
             return target
 
@@ -323,6 +338,11 @@ class Registry:
             state["versions"].remove(entry)
             self._write(folder, state)
             shutil.rmtree(folder / "versions" / str(version), ignore_errors=True)
+
+    def history(self, name: str) -> list[dict]:
+        """``name``'s promotions and rollbacks, oldest first: when (``at``), ``action``,
+        ``version``, ``previous``, ``by`` and ``reason``."""
+        return list(self.state(name).get("history", []))
 
     def listing(self) -> list[dict]:
         """Every version of every model whose entry reads (see :meth:`problems`): name,

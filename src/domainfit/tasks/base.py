@@ -241,6 +241,12 @@ class Task(ABC):
         """The body part of a prediction response that holds the answers."""
         return {self.response_key: answers}
 
+    def log_fields(self, item: dict, answer: Any) -> tuple[str, str | None, float | None]:
+        """What the prediction log keeps of one answered item: its input text (a pair's two
+        texts on two lines), the top label and its score."""
+        text = item["text"] if "pair" not in item else f"{item['text']}\n{item['pair']}"
+        return text, answer.get("label"), answer.get("score")
+
     # ------------------------------------------------------------------ the task proper
     def what_is_trained(self, labels: list[str]) -> str:
         """What a training run builds, for its first status line (e.g. ``77 outputs``)."""

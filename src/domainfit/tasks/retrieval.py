@@ -204,6 +204,12 @@ class RetrievalTask(Task):
     def response(self, answers):
         return {self.response_key: answers[0]}
 
+    def log_fields(self, item, answer):
+        """The query, its best document (row index) and that document's score."""
+        best = answer[0] if answer else {}
+        label = best.get("label")
+        return item["query"], None if label is None else str(label), best.get("score")
+
 
 class Corpus:
     """Documents as normalised vectors, searchable by a query's vector (exact: one matrix

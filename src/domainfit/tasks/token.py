@@ -230,6 +230,14 @@ class TokenClassificationTask(Task):
             check_text(" ".join(words), f"tokens[{n}]", limits)
         return [{"tokens": words} for words in tokens]
 
+    def log_fields(self, item, answer):
+        """The sentence, the entity types found (``|``-joined; ``O`` for none) and the lowest
+        entity score."""
+        text = item["text"] if "text" in item else " ".join(item["tokens"])
+        entities = answer.get("entities") or []
+        scores = [e["score"] for e in entities if e.get("score") is not None]
+        return text, "|".join(sorted({e["label"] for e in entities})) or "O", min(scores) if scores else None
+
     def answer_items(self, runtime, items):
         out: list = [None] * len(items)
         words = [n for n, i in enumerate(items) if "tokens" in i]

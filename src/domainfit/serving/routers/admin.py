@@ -63,12 +63,12 @@ def routes(ctx: ServerContext) -> APIRouter:
             await promote(name, version)
         return {"name": name, "version": version}
 
-    async def promote(name: str, version: int) -> dict:
+    async def promote(name: str, version: int, reason: str | None = None) -> dict:
         reg = registry()
         await off_loop(reg.version_path, name, version)  # 409 naming the versions when there is no such one
         loaded = await host.preload(name, version)  # 409, nothing changed, when it does not load
         try:
-            entry = await off_loop(reg.promote, name, version)
+            entry = await off_loop(lambda: reg.promote(name, version, by="admin API", reason=reason))
         except BaseException:
             await loaded.batcher.close()
             raise
@@ -78,13 +78,13 @@ def routes(ctx: ServerContext) -> APIRouter:
     @router.post("/v1/admin/registry/{name}/promote", summary="Promote a version to production (admin)")
     async def registry_promote(body: Promote, name: str = NAME):
         await known(name)
-        entry = await promote(name, body.version)
+        entry = await promote(name, body.version, body.reason)
         return {"name": name, "version": entry["version"], "stage": entry["stage"]}
 
     @router.post("/v1/admin/registry/{name}/rollback", summary="Roll back to the previous production version (admin)")
     async def registry_rollback(name: str = NAME):
         await known(name)
-        entry = await off_loop(registry().rollback, name)
+        entry = await off_loop(lambda: registry().rollback(name, by="admin API"))
         await host.reload(name)
         return {"name": name, "version": entry["version"], "stage": entry["stage"]}
 

@@ -23,6 +23,15 @@ def routes(ctx: ServerContext) -> APIRouter:
     async def feedback(body: FeedbackRequest, request: Request):
         if len(body.text) > ctx.settings.max_chars:
             raise ApiError(413, "text_too_long", f"text has more than {ctx.settings.max_chars} characters")
+        if body.model is not None and ctx.host.models:  # a server with models checks what it is told about them
+            loaded = ctx.host.models.get(body.model)
+            if loaded is None:
+                raise ApiError(404, "unknown_model", f"no served model named {body.model!r} (served: "
+                               f"{', '.join(sorted(ctx.host.models))})")
+            labels = loaded.predictor.labels
+            if body.correct_label is not None and labels and body.correct_label not in labels:
+                raise ApiError(422, "unknown_label", f"{body.model} has no label {body.correct_label!r}; its labels "
+                               f"are {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}")
         db = ctx.feedback_store()
         row = await asyncio.get_running_loop().run_in_executor(None, lambda: db.add(
             request_id=body.request_id, model=body.model, version=body.version, text=body.text,

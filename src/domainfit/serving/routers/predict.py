@@ -32,6 +32,7 @@ def routes(ctx: ServerContext) -> APIRouter:
         items = task.request_items(body.model_dump(), ctx.settings.limits)
         answers = await ctx.answer(loaded.batcher, items, request)
         ctx.metrics["texts"].labels(loaded.name).inc(len(items))
+        ctx.log_predictions(loaded, request, items, answers)
         return {"model": loaded.name, "version": loaded.version, "request_id": ctx.request_id(request),
                 **task.response(answers)}
 
