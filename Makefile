@@ -65,6 +65,10 @@ bench: install
 	$(BIN)/python benchmarks/customer_service.py
 	$(BIN)/python benchmarks/oos_study.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/serve_load.py --scenario log
+	$(BIN)/python benchmarks/drift.py
+	$(BIN)/python benchmarks/label_audit.py
+	$(BIN)/python benchmarks/active_learning.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache

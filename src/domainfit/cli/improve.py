@@ -149,7 +149,8 @@ def select(
     pool: Path = typer.Option(..., "--pool", help="Unlabelled texts to pick from (a text column)."),
     budget: int = typer.Option(..., "--budget", help="How many texts to pick."),
     output: Path = typer.Option(..., "--output", "-o", help="to_label.csv (or .json: Label Studio tasks)."),
-    strategy: str = typer.Option("hybrid", "--strategy", help="margin | entropy | diverse | hybrid."),
+    strategy: str = typer.Option("margin", "--strategy", help="margin (default: the best measured) | entropy "
+                                "| diverse | hybrid."),
     exclude: Optional[Path] = typer.Option(None, "--exclude", help="Texts labelled already (never picked)."),
     text_column: str = typer.Option("text", "--text-column"),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv or labelstudio (default: from the file name)."),
