@@ -37,11 +37,10 @@ STRATEGIES = ("random", "margin", "entropy", "diverse", "hybrid")
 FULL_DATA = 0.934  # the full-data model of benchmarks/banking77.py (RESULTS.md)
 
 
-def _head(vectors, y, classes):
+def _head(vectors, y):
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=10.0, max_iter=2000).fit(vectors, y)
-    return clf
+    return LogisticRegression(C=10.0, max_iter=2000).fit(vectors, y)
 
 
 def _proba(clf, vectors, k):
@@ -82,7 +81,7 @@ def main() -> None:
             curve = []
             chosen_at = None
             while True:
-                clf = _head(pool_vectors[labelled], y_pool[labelled], classes)
+                clf = _head(pool_vectors[labelled], y_pool[labelled])
                 acc = float((_proba(clf, test_vectors, len(classes)).argmax(1) == y_test).mean())
                 curve.append((len(labelled), acc))
                 if chosen_at is None and len(labelled) >= args.finetune_at:

@@ -33,7 +33,8 @@ from ..core.errors import ConfigError
 from ..core.io import atomic_file
 from ..core.ui import say
 
-__all__ = ["AuditResult", "audit", "confident_learning", "out_of_fold", "near_duplicates", "read_labelled"]
+__all__ = ["AuditResult", "audit", "confident_learning", "out_of_fold", "near_duplicates", "read_labelled",
+           "fold_text"]
 
 MODES = ("fast", "full")
 
@@ -50,6 +51,12 @@ class AuditResult:
     output: Path | None = None
     probabilities: np.ndarray | None = None  # (rows, classes) out-of-fold
     classes: list[str] | None = None
+
+
+def fold_text(text: str) -> str:
+    """A text with case and runs of whitespace folded: how repeats are recognised (near-
+    duplicates here, repeats in an active-learning pool, corrections of a replayed row)."""
+    return " ".join(text.lower().split())
 
 
 def read_labelled(path: str | Path, text_column: str = "text", label_column: str = "label", min_labels: int = 2):
@@ -205,7 +212,7 @@ def near_duplicates(texts: list[str], labels: list[str], vectors: np.ndarray | N
     pairs: dict[tuple[int, int], float] = {}
     folded: dict[str, int] = {}
     for i, text in enumerate(texts):
-        key = " ".join(text.lower().split())
+        key = fold_text(text)
         if key in folded and labels[folded[key]] != labels[i]:
             pairs[(folded[key], i)] = 1.0
         folded.setdefault(key, i)

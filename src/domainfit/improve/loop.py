@@ -226,9 +226,10 @@ def improve(recipe_path: str | Path, *, by: str | None = None) -> dict:
     if run is None:
         version, champion = _champion(recipe)
         served = recipe.served_name or recipe.name
-        last = FeedbackStore(recipe.db).last_id(served)
+        store = FeedbackStore(recipe.db)
+        last = store.last_id(served)
         after = state.data["last_feedback_id"]
-        pending = sum(1 for _ in FeedbackStore(recipe.db).rows(model=served, after_id=after, up_to_id=last))
+        pending = sum(1 for _ in store.rows(model=served, after_id=after, up_to_id=last))
         if pending < recipe.min_rows:
             say(f"Nothing new: {pending} correction(s) for {escape(served)} since the last run "
                 f"(at least {recipe.min_rows} needed). The registry is unchanged.")

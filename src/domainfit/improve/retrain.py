@@ -20,12 +20,9 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.ui import escape, say
+from .audit import fold_text, read_labelled
 
 __all__ = ["retrain", "training_rows"]
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def _replay_count(replay: str | int, available: int) -> int:
@@ -62,7 +59,6 @@ def training_rows(model: str | Path, original_data: str | Path | None = None) ->
         ConfigError: a file of the lineage is gone.
     """
     from ..artifact import read_manifest
-    from .audit import read_labelled
 
     manifest = read_manifest(model)
     data = manifest["config"]["data"]
@@ -90,8 +86,8 @@ def training_rows(model: str | Path, original_data: str | Path | None = None) ->
                               "restore it.")
         _, texts, labels = read_labelled(item["source"], text_col, label_col, min_labels=1)
         added += list(zip(texts, labels))
-    corrected = {_fold(t) for t, _ in added}
-    return [r for r in rows if _fold(r[0]) not in corrected] + added, f"the lineage of {model}"
+    corrected = {fold_text(t) for t, _ in added}
+    return [r for r in rows if fold_text(r[0]) not in corrected] + added, f"the lineage of {model}"
 
 
 def retrain(model: str | Path, add: list[str | Path], output: str | Path, *, replay: str | int = "all",
@@ -116,7 +112,6 @@ def retrain(model: str | Path, add: list[str | Path], output: str | Path, *, rep
     from ..core.config import RunConfig
     from ..data import file_sha256
     from ..run.supervised import fit_and_write, prepare
-    from .audit import read_labelled
 
     if not is_artifact(model):
         raise ConfigError(f"{model} is not a domainfit model folder (no domainfit.json).")
@@ -149,8 +144,8 @@ def retrain(model: str | Path, add: list[str | Path], output: str | Path, *, rep
             old, where = list(zip(texts, labels)), str(replay_from)
         else:
             old, where = training_rows(model, original_data)
-        corrected = {_fold(r[text_col]) for r in added_rows}
-        pool = [{text_col: t, label_col: lab} for t, lab in old if _fold(t) not in corrected]
+        corrected = {fold_text(r[text_col]) for r in added_rows}
+        pool = [{text_col: t, label_col: lab} for t, lab in old if fold_text(t) not in corrected]
         count = min(count_asked, len(pool))
         rng = random.Random(cfg.training.seed if seed is None else seed)
         replay_rows = pool if count == len(pool) else rng.sample(pool, count)

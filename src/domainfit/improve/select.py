@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core.errors import ConfigError
 from ..core.io import atomic_file
+from .audit import fold_text
 
 __all__ = ["STRATEGIES", "Selection", "choose", "select", "write_picks", "read_labelstudio"]
 
@@ -39,10 +40,6 @@ class Selection:
     guesses: list[str]
     scores: list[float]  # the guess's probability
     strategy: str
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.lower().split())
 
 
 def _core_set(vectors: np.ndarray, candidates: np.ndarray, anchors: np.ndarray | None, budget: int,
@@ -131,30 +128,22 @@ def select(model: str | Path, pool: str | Path, budget: int, *, strategy: str = 
     from ..data import read_rows
     from ..inference import Predictor
 
-    if not Path(pool).is_file():
-        raise ConfigError(f"{pool}: no such file")
-    lines, texts = [], []
-    for line, row in read_rows(str(pool)):
-        text = row.get(text_column)
-        if isinstance(text, str) and text.strip():
-            lines.append(line)
-            texts.append(text)
+    def texts_of(path) -> tuple[list[int], list[str]]:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such file")
+        found = [(line, row.get(text_column)) for line, row in read_rows(str(path))]
+        found = [(line, t) for line, t in found if isinstance(t, str) and t.strip()]
+        return [line for line, _ in found], [t for _, t in found]
+
+    lines, texts = texts_of(pool)
     if not texts:
         raise ConfigError(f"the pool {pool} has no texts in its column '{text_column}'.")
-    done: set[str] = set()
-    excluded_texts: list[str] = []
-    if exclude is not None:
-        if not Path(exclude).is_file():
-            raise ConfigError(f"{exclude}: no such file")
-        for _, row in read_rows(str(exclude)):
-            text = row.get(text_column)
-            if isinstance(text, str) and text.strip():
-                done.add(_fold(text))
-                excluded_texts.append(text)
+    excluded_texts = texts_of(exclude)[1] if exclude is not None else []
+    done = {fold_text(t) for t in excluded_texts}
     seen: set[str] = set()
     eligible = []
     for i, text in enumerate(texts):
-        key = _fold(text)
+        key = fold_text(text)
         if key in done or key in seen:
             continue
         seen.add(key)
