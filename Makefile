@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python benchmarks/drift.py
 	$(BIN)/python benchmarks/label_audit.py
 	$(BIN)/python benchmarks/active_learning.py
+	$(BIN)/python benchmarks/explanations.py
 
 clean:
 	rm -rf $(VENV) demo-model .pytest_cache

@@ -522,6 +522,11 @@ def test_chat_api_sessions_feedback_handoffs_and_bad_messages(bundle, tmp_path):
         second = httpx.post(f"{url}/v1/chat", json={"message": "How do I download the mobile app?",
                                                     "session_id": first["session_id"]}, timeout=60).json()
         assert second["session_id"] == first["session_id"] and second["turn"] == 2
+        assert "explanation" not in first
+        why = httpx.post(f"{url}/v1/chat", json={"message": "where is my card", "explain": True}, timeout=60).json()
+        e = why["explanation"]
+        assert e["intent"] == why["candidate_intent"] == e["target"]
+        assert [w["word"] for w in e["words"]] == ["where", "is", "my", "card"]
         history = httpx.get(f"{url}/v1/chat/sessions/{first['session_id']}").json()["turns"]
         assert [t["message"] for t in history] == ["where is my card", "How do I download the mobile app?"]
         unknown = httpx.post(f"{url}/v1/chat", json={"message": "hello", "session_id": "not-a-known-session"},
@@ -649,5 +654,17 @@ def test_web_chat_page_in_headless_chromium(bundle, tmp_path):
             assert [b.text for b in buttons] == ["Yes", "No"]
             buttons[0].click()
             WebDriverWait(driver, 10).until(lambda d: "Thanks" in answer.text)
+            assert not answer.find_elements(By.CSS_SELECTOR, ".why")  # only when asked for
+            # "show why": the words that decided the intent appear under the next answer
+            driver.find_element(By.ID, "why").click()
+            box = driver.find_element(By.ID, "message")
+            box.send_keys("How do I download the mobile app?")
+            driver.find_element(By.ID, "send").click()
+            why = WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".assistant .why"))[0]
+            explained = httpx.post(f"{url}/v1/chat", json={"message": "How do I download the mobile app?",
+                                                          "explain": True}, timeout=60).json()["explanation"]
+            assert why.text.startswith(f"Intent {explained['intent']}")
+            top = [w["word"] for w in sorted(explained["words"], key=lambda w: -w["score"]) if w["score"] > 0][:3]
+            assert [span.text for span in why.find_elements(By.TAG_NAME, "span")] == top
         finally:
             driver.quit()

@@ -19,7 +19,7 @@ import typer
 
 from ..core.errors import DomainfitError
 from ..core.ui import console, escape, print_json
-from . import deploy, evaluate, improve, search, train
+from . import deploy, evaluate, improve, runs, search, train
 from .apps import apps_app
 
 __all__ = ["app", "main"]
@@ -27,8 +27,8 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="domainfit",
     help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict, search, "
-    "export and serve it, keep it improving from its own use (drift, audit, select, retrain, gate, improve), "
-    "and build apps on it (app customer-service).\n\n"
+    "export and serve it, compare runs (runs compare, runs list), keep it improving from its own use (drift, "
+    "audit, select, retrain, gate, improve), and build apps on it (app customer-service).\n\n"
     "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
     no_args_is_help=True,
     add_completion=True,
@@ -78,7 +78,7 @@ def version(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
         typer.echo(line)
 
 
-for _area in (train, evaluate, search, deploy, improve):
+for _area in (train, evaluate, search, deploy, improve, runs):
     app.add_typer(_area.app)
 app.add_typer(apps_app, name="app")
 

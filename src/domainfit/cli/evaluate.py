@@ -1,4 +1,4 @@
-"""``domainfit evaluate``, ``predict`` and ``info``."""
+"""``domainfit evaluate``, ``predict``, ``explain`` and ``info``."""
 
 from __future__ import annotations
 
@@ -58,13 +58,65 @@ def predict(
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Default: the training column."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels with scores per row."),
     batch_rows: int = typer.Option(1024, "--chunk-size", help="Rows read and predicted at a time."),
+    explain: bool = typer.Option(False, "--explain", help="Add each row's explanation: a score per word "
+                                 "(JSONL only; see `domainfit explain`)."),
+    method: str = typer.Option("auto", "--method", help="With --explain: auto | occlusion | integrated-gradients "
+                               "| gradient-x-input."),
 ) -> None:
     """Predict labels for every row of a file, streaming it in bounded memory."""
     from ..inference.stream import predict_file
 
     quiet_libraries()
-    count = predict_file(model_dir, data, output, text_column=text_column, top_k=top_k, chunk_size=batch_rows)
+    count = predict_file(model_dir, data, output, text_column=text_column, top_k=top_k, chunk_size=batch_rows,
+                         explain=explain, method=method)
     say(f"[green]Wrote[/] {count} predictions to {escape(str(output))}")
+
+
+@app.command(name="explain", epilog='Example: domainfit explain my-model "my card has not arrived" --json\n\n'
+             'domainfit explain my-model "refund please" --target refund --method integrated-gradients')
+def explain_command(
+    model_dir: Path = typer.Argument(..., help="Artifact folder."),
+    texts: list[str] = typer.Argument(..., help="One or more texts."),
+    target: Optional[str] = typer.Option(None, "--target", help="The label to explain (default: the predicted "
+                                         "one; an entity type for token classification)."),
+    method: str = typer.Option("auto", "--method", help="auto | occlusion | integrated-gradients | "
+                               "gradient-x-input (auto: the most faithful one the model supports)."),
+    pair: Optional[str] = typer.Option(None, "--pair", help="Pair models: the second text (for every text)."),
+    evidence: int = typer.Option(3, "--evidence", help="How many of the most similar training examples to show "
+                                 "(where the model stores them; 0: none)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one item per text."),
+) -> None:
+    """Why did the model say that? The predicted (or --target) label and a score per word:
+    positive words pushed the model towards the label, negative ones away from it."""
+    from ..inference import Predictor
+
+    quiet_libraries()
+    predictor = Predictor(model_dir)
+    pairs = [pair] * len(texts) if pair is not None else None
+    records = predictor.explain(texts, target=target, method=method, pairs=pairs)
+    if evidence > 0:
+        predictor.add_evidence(records, evidence)
+    if as_json:
+        print_json(records, ensure_ascii=False)
+        return
+    for record in records:
+        sys.stdout.write(_explained_text(record) + "\n")
+
+
+def _explained_text(record: dict) -> str:
+    """A record for a terminal: the label, then the words, strongest first, with signed scores."""
+    e = record["explanation"]
+    head = f"{record['text']}\n  {e['target']}"
+    if e.get("target_score") is not None:
+        head += f" ({e['target_score']:.3f})"
+    head += f"  [{e['method']}, {e.get('seconds', 0):.2f} s]"
+    words = sorted(e["words"], key=lambda w: -abs(w["score"]))
+    lines = [head] + [f"  {w['score']:+.4f}  {w['word']}" for w in words[:12]]
+    if e.get("note"):
+        lines.append(f"  note: {e['note']}")
+    for hit in record.get("evidence", []):
+        lines.append(f"  similar training example ({hit['similarity']:.2f}): {hit['text']} -> {hit['label']}")
+    return "\n".join(lines)
 
 
 @app.command(epilog="Example: domainfit info my-model")

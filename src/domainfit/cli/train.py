@@ -20,7 +20,8 @@ app = typer.Typer()
              "domainfit train --task retrieval --data pairs.csv --text-column query --text-pair-column answer "
              "--output faq\n\n"
              "domainfit train --data train.csv --shots 8 --method fewshot --output my-model\n\n"
-             "domainfit train --method zeroshot --labels labels.csv --output my-model")
+             "domainfit train --method zeroshot --labels labels.csv --output my-model\n\n"
+             "domainfit train --data train.csv --output runs/lora --method lora --tracking mlflow")
 def train(
     config_file: Optional[Path] = typer.Argument(None, metavar="CONFIG",
                                                  help="YAML run configuration (the same as --config)."),
@@ -61,6 +62,11 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (as --set "
                                            "training.epochs=N)."),
+    tracking: Optional[str] = typer.Option(None, "--tracking", help="Where metrics go besides metrics.jsonl: "
+                                           "tensorboard [default, when installed] | mlflow (MLFLOW_TRACKING_URI, "
+                                           "else mlflow.db beside --output) | none (docs/tracking.md)."),
+    no_evidence_index: bool = typer.Option(False, "--no-evidence-index", help="Leave the training texts out of "
+                                           "the model folder (no similar examples in explanations; private data)."),
     resume: str = typer.Option("auto", "--resume", help="auto: continue an unfinished run; never: refuse."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace what the output folder holds."),
 ) -> None:
@@ -78,7 +84,8 @@ def train(
                 "data.on_bad_rows": on_bad_rows, "training.precision": precision, "training.ensemble": ensemble,
                 "training.save_steps": save_steps, "training.seed": seed, "training.epochs": epochs,
                 "data.shots": shots, "data.labels": labels, "data.unlabelled": unlabelled_data,
-                "method.budget_minutes": budget_minutes, "training.teacher": teacher, "data.outliers": outlier_data}
+                "method.budget_minutes": budget_minutes, "training.teacher": teacher, "data.outliers": outlier_data,
+                "training.tracking": tracking, "training.evidence_index": False if no_evidence_index else None}
     result = run.train(str(config) if config else None, overrides=list(set_), resume=resume,
                             overwrite=overwrite, **settings)
     say(f"[green]Saved[/] {escape(str(result.path))}")

@@ -149,6 +149,9 @@ class TrainingConfig:
     ensemble: str | None = _f(None, "'ngram': blend a character/word n-gram model with the encoder (weight chosen on "
                                     "validation); 'auto': the same, kept only where validation improves; 'none'. "
                                     "None: 'auto' with method auto, else 'none'. Single-label classification.")
+    evidence_index: bool = _f(True, "Store the model's vectors and the texts of (up to 20,000) training examples in "
+                                    "the artifact, so that explanations can show the most similar ones; false leaves "
+                                    "the training texts out of the model folder (private data).")
     teacher: str | None = _f(None, "A trained domainfit model (folder) with the same task and labels, usually "
                                    "larger: the model learns its probabilities on the training texts and on "
                                    "data.unlabelled (distillation). Single-label classification.")
@@ -162,6 +165,9 @@ class TrainingConfig:
     max_grad_norm: float = _f(1.0, "Clip gradients to this norm (0: no clipping).")
     seed: int = _f(42, "Seed for the split, the batch order, dropout and the head's initialisation.")
     pooling: str = _f("mean", "How token vectors become one text vector: 'mean' or 'cls'.")
+    tracking: str | None = _f(None, "Where the run's metrics go besides metrics.jsonl: 'tensorboard', 'mlflow' (an "
+                                    "MLflow store: MLFLOW_TRACKING_URI, else mlflow.db beside the output folder) or "
+                                    "'none'; None: tensorboard when it is installed (docs/tracking.md).")
 
     def check(self) -> None:
         positive = {"epochs": self.epochs, "learning_rate": self.learning_rate or 1.0,
@@ -181,6 +187,8 @@ class TrainingConfig:
             raise ConfigError(f"training.precision must be auto, fp32 or bf16, got {self.precision!r}.")
         if self.pooling not in ("mean", "cls"):
             raise ConfigError(f"training.pooling must be 'mean' or 'cls', got {self.pooling!r}.")
+        if self.tracking not in (None, "tensorboard", "mlflow", "none"):
+            raise ConfigError(f"training.tracking must be tensorboard, mlflow or none, got {self.tracking!r}.")
         if self.ensemble not in (None, "none", "ngram", "auto"):
             raise ConfigError(f"training.ensemble must be ngram, auto or none, got {self.ensemble!r}.")
         if not 0 <= self.teacher_weight <= 1:

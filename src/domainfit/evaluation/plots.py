@@ -16,7 +16,7 @@ import numpy as np
 from ..core.io import atomic_file
 
 __all__ = ["plot_confusion_matrix", "plot_confused_pairs", "plot_reliability", "plot_residuals", "plot_shares",
-           "plot_histograms"]
+           "plot_histograms", "plot_learning_curves", "learning_curves_png"]
 
 _DPI = 110
 _MAX_TICK_CHARS = 40
@@ -207,6 +207,58 @@ def plot_histograms(path: Path, reference: Sequence[float], current: Sequence[fl
     ax.set_title(title)
     ax.legend()
     return _save(fig, path)
+
+
+Curves = Sequence[tuple[str, Sequence[tuple[int, float]], Sequence[tuple[int, float]], "str | None"]]
+"""Per run: its name, its training loss and its validation metric as ``(step, value)``, and that metric's name."""
+
+
+def _learning_curves(runs: Curves):
+    """Training loss (left) and validation metric (right) against the optimizer step, one
+    colour per run in both panels; a panel no run has points for is left out."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [(i, title) for i, title in ((1, "Training loss"), (2, "Validation")) if any(r[i] for r in runs)]
+    fig = _figure(5.5 * max(len(panels), 1), 3.8)
+    axes = [fig.add_subplot(1, max(len(panels), 1), n + 1) for n in range(len(panels))]
+    colours = [f"C{i % 10}" for i in range(len(runs))]
+    for ax, (i, title) in zip(axes, panels):
+        metrics = sorted({r[3] for r in runs if r[i] and r[3]})
+        for (name, train, evals, metric), colour in zip(runs, colours):
+            points = train if i == 1 else evals
+            if not points:
+                continue
+            label = _shorten(name, _MAX_TICK_CHARS)
+            if i == 2 and len(metrics) > 1:  # runs of different tasks validate on different metrics
+                label += f" ({metric})"
+            ax.plot([s for s, _ in points], [v for _, v in points], color=colour, label=label,
+                    marker="o" if len(points) <= 30 else None, markersize=3, linewidth=1.4)
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_ylabel("loss" if i == 1 else ", ".join(metrics) or "metric")
+        ax.set_title(title if i == 1 else f"Validation {' / '.join(metrics)}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_learning_curves(path: Path, runs: Curves) -> Path:
+    """Overlay the learning curves of several runs (see :data:`Curves`) in one PNG.
+
+    Example:
+        >>> plot_learning_curves(Path("curves.png"), [("a", [(10, 0.9), (20, 0.5)], [(20, 0.8)], "accuracy")])  # doctest: +SKIP
+    """
+    return _save(_learning_curves(runs), path)
+
+
+def learning_curves_png(runs: Curves) -> bytes:
+    """:func:`plot_learning_curves` as PNG bytes (to inline in an HTML page)."""
+    import io
+
+    buffer = io.BytesIO()
+    _learning_curves(runs).savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def _figure(width: float, height: float):

@@ -69,6 +69,7 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
     merge_peft(model)
     model.eval()
     manifest = derive_manifest(source.manifest, backend="onnx", weights="model.onnx")
+    manifest.pop("evidence", None)  # the training texts' vectors are the torch model's: not exported
     task = source.task
 
     def build(staging: Path) -> dict:

@@ -51,6 +51,7 @@ class Predictor:
             self.model = Blended(self.model, companion, self.manifest["companion"]["weight"], tokenizer,
                                  self.max_length)
         self._index = None
+        self._evidence = None
 
     @property
     def backend(self) -> str:
@@ -121,6 +122,49 @@ class Predictor:
         self._check_inputs(texts, pairs)
         return self.task.predict_texts(self.model, self.tokenizer, list(texts), pairs, self.labels, self.max_length,
                                        top_k=top_k, batch_size=batch_size, word_split=self.word_split)
+
+    def explain(self, texts: list[str] | str, target: str | None = None, method: str = "auto", *,
+                pairs: list[str] | None = None, steps: int = 32) -> list[dict[str, Any]]:
+        """Predict and say why: per text the prediction (as :meth:`predict`) plus an
+        ``explanation``: ``method``, ``target`` (the label explained: ``target`` or the
+        predicted one), ``target_score`` (its probability), ``words`` (each word of the input
+        with ``start``/``end`` character offsets and a ``score``: higher pushed the model more
+        towards the target), ``seconds``. Token classification explains each entity (in
+        ``entities[i]["explanation"]``; ``explanation`` is the most confident one's).
+
+        Args:
+            method: ``auto``, ``integrated-gradients``, ``gradient-x-input`` or ``occlusion``
+                (see :mod:`domainfit.inference.explain`). steps: integrated gradients' steps.
+
+        Example:
+            >>> model.explain("my card has not arrived")[0]["explanation"]["words"][0]  # doctest: +SKIP
+            {'word': 'my', 'start': 0, 'end': 2, 'score': 0.0123}
+        """
+        from .explain import explain
+
+        if isinstance(texts, str):
+            texts = [texts]
+            pairs = [pairs] if isinstance(pairs, str) else pairs
+        self._check_inputs(texts, pairs)
+        return explain(self, texts, pairs=pairs, target=target, method=method, steps=steps)
+
+    def add_evidence(self, records: list[dict], k: int = 3) -> list[dict]:
+        """Add to each record (of :meth:`explain` or :meth:`predict`, with its ``text`` and
+        ``pair``) ``evidence``: the ``k`` most similar training examples with their labels and
+        cosine ``similarity``, where the artifact stores them (``training.evidence_index``);
+        records are returned unchanged where it does not."""
+        from .evidence import Evidence, text_vectors
+
+        if self._evidence is None:
+            self._evidence = Evidence.load(self.path) or False
+        if not self._evidence or not records or self.backend != "torch":
+            return records
+        texts = [r["text"] for r in records]
+        pairs = [r.get("pair") or "" for r in records] if any(r.get("pair") for r in records) else None
+        found = self._evidence.nearest(text_vectors(self.model, self.tokenizer, texts, pairs, self.max_length), k)
+        for record, hits in zip(records, found):
+            record["evidence"] = hits
+        return records
 
     @property
     def word_split(self) -> str:

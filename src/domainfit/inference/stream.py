@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from ..core.errors import DomainfitError
+from ..core.errors import ConfigError, DomainfitError
 from ..core.io import atomic_file
 from ..data import read_rows
 from .predictor import Predictor
@@ -15,7 +15,7 @@ __all__ = ["predict_file"]
 
 
 def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *, text_column: str | None = None,
-                 top_k: int = 3, chunk_size: int = 1024) -> int:
+                 top_k: int = 3, chunk_size: int = 1024, explain: bool = False, method: str = "auto") -> int:
     """Stream ``data`` through the model into ``output`` (``.jsonl`` or ``.csv``).
 
     Memory stays bounded by ``chunk_size`` rows whatever the file's size. The output is
@@ -24,6 +24,10 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
     For token classification, a JSONL line holds the text's ``entities``; a CSV has one row
     per entity (``line, text, start, end, type, score``: the entity's own text and its
     character offsets in the input text), and a text without entities has no row.
+
+    With ``explain`` (JSONL only) each line also holds the ``explanation`` of
+    :meth:`Predictor.explain` (``method``: see :mod:`domainfit.inference.explain`); an empty
+    text gets none.
 
     Returns:
         The number of rows predicted.
@@ -36,6 +40,12 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
     pair_column = trained.get("text_pair_column")
     output = Path(output)
     fmt = "csv" if output.suffix.lower() == ".csv" else "jsonl"
+    if explain:
+        from .explain import check_request
+
+        if fmt == "csv":
+            raise ConfigError("--explain writes a score per word, which a CSV row cannot hold: write .jsonl.")
+        check_request(predictor, None, method)  # an unsupported method is refused before any row is read
     count = 0
     rows = _rows_with_text(data, column)
     with atomic_file(output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
@@ -47,6 +57,9 @@ def predict_file(model_dir: str | Path, data: str | Path, output: str | Path, *,
             else:
                 record = {"line": row["__line__"], "text": row[column], "label": pred["label"],
                           "score": pred["score"], "top_k": pred.get("top_k", [])}
+            if explain and row[column].strip():
+                pair = str(row.get(pair_column) or "") if pair_column else None
+                record["explanation"] = predictor.explain(row[column], method=method, pairs=pair)[0]["explanation"]
             if writer:
                 writer.write(record)
             else:

@@ -111,11 +111,13 @@ class DomainModel(nn.Module):
         self.register_buffer("output_scale", torch.ones(num_outputs))
         self.register_buffer("output_shift", torch.zeros(num_outputs))
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+    def embed(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """Pooled text vectors, shape ``(batch, hidden)``.
 
         A prompt-tuned encoder returns ``virtual + seq`` positions, its learned virtual tokens
         first; only the ``seq`` real tokens are pooled (``cls`` takes the first real token).
+        ``inputs_embeds`` in ``extra`` (with ``input_ids`` None) replaces the word-piece
+        embeddings (explanations take gradients there).
         """
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         virtual = hidden.shape[1] - attention_mask.shape[1]

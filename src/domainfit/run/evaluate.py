@@ -22,14 +22,49 @@ def headline(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or k == "primary_metric"}
 
 
+MISTAKES_EXPLAINED = 20
+"""How many of the most confident mistakes ``report/explanations.html`` explains."""
+
+
 def write_task_report(folder: Path, task, examples: list, labels: list[str], scored: Scored, title: str,
-                      source: str | None = None) -> Path:
+                      source: str | None = None, predictor=None) -> Path:
     """Write ``report/`` for a scored set, laid out as the task says (``Task.report_data``);
-    ``source`` is the file the examples' line numbers refer to."""
+    ``source`` is the file the examples' line numbers refer to. With the ``predictor`` of a
+    single-label model (classification, pair classes), ``explanations.html`` shows its most
+    confident mistakes with the words that decided them."""
     from ..evaluation import write_report
 
-    return write_report(folder, metrics=scored.metrics, title=title, source=source,
-                        **task.report_data(examples, scored, labels))
+    out = write_report(folder, metrics=scored.metrics, title=title, source=source,
+                       **task.report_data(examples, scored, labels))
+    if predictor is not None:
+        explain_mistakes(folder, predictor, examples, scored, title)
+    return out
+
+
+def explain_mistakes(folder: Path, predictor, examples: list, scored: Scored, title: str) -> Path | None:
+    """``folder/explanations.html`` for single-label models (None for other tasks)."""
+    from ..evaluation.explanations import EXPLANATIONS_FILE, write_explanations_html
+    from ..inference.explain import supported_methods
+
+    if not task_is_single_label(predictor.task) or not supported_methods(predictor):
+        return None
+    wrong = [(n, p) for n, (e, p) in enumerate(zip(examples, scored.predictions))
+             if e.label is not None and str(e.label) != str(p.get("label"))]
+    wrong.sort(key=lambda item: -float(item[1].get("score") or 0.0))
+    cases = []
+    for n, prediction in wrong[:MISTAKES_EXPLAINED]:
+        e = examples[n]
+        record = predictor.explain(e.text, target=prediction["label"],
+                                   pairs=e.text_pair if predictor.task.needs_pair else None)[0]
+        cases.append({**record, "gold": e.label, "line": e.line})
+    predictor.add_evidence(cases, 3)
+    return write_explanations_html(Path(folder) / EXPLANATIONS_FILE, cases, f"Mistakes explained: {title}")
+
+
+def task_is_single_label(task) -> bool:
+    """A task whose examples carry one label among the model's labels."""
+    return task.model_kind == "sequence" and not task.cannot_predict and (
+        task.name == "classification" or (task.name == "pair" and task.variant == "classification"))
 
 
 def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = None, label_column: str | None = None,
@@ -82,7 +117,7 @@ def evaluate(model_path: str | Path, data: Any, *, text_column: str | None = Non
                   "metrics": {k: v for k, v in scored.metrics.items() if isinstance(v, (int, float, str))}}
         with staged_folder(dest) as staging:  # a crash leaves no half-written report
             write_task_report(staging, predictor.task, ds.examples, predictor.labels, scored,
-                              f"Evaluation on {ds.source}", ds.source)
+                              f"Evaluation on {ds.source}", ds.source, predictor=predictor)
             (staging / "evaluation.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                                       encoding="utf-8")
     return scored.metrics

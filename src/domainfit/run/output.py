@@ -17,6 +17,7 @@ from ..artifact import is_artifact
 from ..core.config import RunConfig
 from ..core.errors import ConfigError, DomainfitError
 from ..core.io import atomic_write_text
+from ..training.tracking import TRACKING_FILE
 
 __all__ = ["signature", "check_output", "mark_running", "clear_run_files", "RUN_FILE"]
 
@@ -65,6 +66,7 @@ def mark_running(out: Path, signature: str) -> None:
 
 
 def clear_run_files(out: Path) -> None:
-    """Remove what only an unfinished run needs (checkpoints, ``run.json``)."""
+    """Remove what only an unfinished run needs (checkpoints, ``run.json``, the MLflow run to continue)."""
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / RUN_FILE).unlink(missing_ok=True)
+    (out / TRACKING_FILE).unlink(missing_ok=True)

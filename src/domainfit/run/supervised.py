@@ -26,8 +26,10 @@ from ..modeling import resolve_model, weights_sha256
 from ..tasks import get_task
 from ..training import TrainState, count_steps, fit, resolve_precision
 from ..training.memory import release_free_memory
+from ..training.tracking import Tracker, check_tracking
 from .evaluate import headline, write_task_report
 from .output import check_output, clear_run_files, mark_running, signature
+from .tracking import log_result, tracked, tracking_section
 
 __all__ = ["TrainResult", "Prepared", "prepare", "fit_and_write", "write_model", "check_method", "check_task"]
 
@@ -125,6 +127,7 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
 
     if not cfg.output:
         raise ConfigError("No output folder: pass --output DIR.")
+    check_tracking(cfg.training.tracking)
     task = get_task(cfg.task)
     if task.needs_pair and not cfg.data.text_pair_column:
         raise ConfigError(f"The {task.name} task trains on {task.pair_description}: name the second column with "
@@ -397,36 +400,37 @@ def fit_and_write(p: Prepared, *, resume: str = "auto", overwrite: bool = False,
         f"{p.task.what_is_trained(p.labels)}, {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%), "
         f"{'bf16' if bf16 else 'fp32'}, {accelerator.num_processes} process(es).")
     started = time.perf_counter() if started is None else started
-    max_len = cfg.training.max_length
-    hooks = [] if p.method.on_step is None else [lambda m, step: p.method.on_step(m, p.method_settings, step)]
-    state = fit(model, p.task, p.task.encode_examples(p.tokenizer, p.train_ex, p.labels, max_len),
-                p.task.encode_examples(p.tokenizer, p.val_ex, p.labels, max_len), cfg.training, lr=lr,
-                pad_id=p.tokenizer.pad_token_id, bf16=bf16, run_dir=out, accelerator=accelerator,
-                resume=resuming, callbacks=callbacks, step_hooks=hooks)
-    sections = {
-        "method": {"name": p.method.name, "options": cfg.method.options, "trainable_parameters": trainable,
-                   "total_parameters": total, "trainable_share": round(trainable / total, 6), "learning_rate": lr},
-        "training": {"steps": state.global_step, "best_step": state.best_step,
-                     f"best_val_{p.task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
-                     "precision": "bf16" if bf16 else "fp32", "processes": accelerator.num_processes,
-                     "seconds_this_session": round(time.perf_counter() - started, 1), "history": state.history},
-        "split": {"train_rows": labelled, "added_by_method": len(p.train_ex) - given, "validation_rows": len(p.val_ex),
-                  "validation_from": "file" if "validation" in p.datasets
-                  else f"train ({cfg.data.val_fraction:.0%}, seeded)" if p.val_ex
-                  else "none: every example trains, no early stopping"},
-    }
-    if cfg.data.shots:
-        sections["split"]["shots"] = cfg.data.shots
-    sections.update(p.sections)
-    blended = None
-    if cfg.training.ensemble in ("ngram", "auto") and accelerator.is_main_process:
-        blended, record = fit_companion(p, model)
-        sections["companion" if blended is not None else "ensemble"] = record
-    if p.auto_choice is not None:
-        sections["method"]["auto"] = {"chose": p.auto_choice.method, "reason": p.auto_choice.reason}
-    written = (write_model(p, model, sections, manifest_changes, blended=blended) if accelerator.is_main_process
-               else (None, None))
-    manifest, metrics = written
+    with tracked(cfg, out, resume=resuming, main=accelerator.is_main_process) as tracker:
+        max_len = cfg.training.max_length
+        hooks = [] if p.method.on_step is None else [lambda m, step: p.method.on_step(m, p.method_settings, step)]
+        state = fit(model, p.task, p.task.encode_examples(p.tokenizer, p.train_ex, p.labels, max_len),
+                    p.task.encode_examples(p.tokenizer, p.val_ex, p.labels, max_len), cfg.training, lr=lr,
+                    pad_id=p.tokenizer.pad_token_id, bf16=bf16, run_dir=out, accelerator=accelerator,
+                    resume=resuming, callbacks=callbacks, step_hooks=hooks, tracker=tracker)
+        sections = {
+            "method": {"name": p.method.name, "options": cfg.method.options, "trainable_parameters": trainable,
+                       "total_parameters": total, "trainable_share": round(trainable / total, 6), "learning_rate": lr},
+            "training": {"steps": state.global_step, "best_step": state.best_step,
+                         f"best_val_{p.task.primary_metric}": state.best_score, "stopped_early": state.stopped_early,
+                         "precision": "bf16" if bf16 else "fp32", "processes": accelerator.num_processes,
+                         "seconds_this_session": round(time.perf_counter() - started, 1), "history": state.history},
+            "split": {"train_rows": labelled, "added_by_method": len(p.train_ex) - given,
+                      "validation_rows": len(p.val_ex), "validation_from": "file" if "validation" in p.datasets
+                      else f"train ({cfg.data.val_fraction:.0%}, seeded)" if p.val_ex
+                      else "none: every example trains, no early stopping"},
+        }
+        if cfg.data.shots:
+            sections["split"]["shots"] = cfg.data.shots
+        sections.update(p.sections)
+        blended = None
+        if cfg.training.ensemble in ("ngram", "auto") and accelerator.is_main_process:
+            blended, record = fit_companion(p, model)
+            sections["companion" if blended is not None else "ensemble"] = record
+        if p.auto_choice is not None:
+            sections["method"]["auto"] = {"chose": p.auto_choice.method, "reason": p.auto_choice.reason}
+        written = (write_model(p, model, sections, manifest_changes, blended=blended, tracker=tracker)
+                   if accelerator.is_main_process else (None, None))
+        manifest, metrics = written
     accelerator.wait_for_everyone()
     if manifest is None:  # another process of a distributed run: the main one wrote the artifact
         manifest = read_manifest(out)
@@ -475,8 +479,18 @@ def fit_companion(p: Prepared, model) -> tuple[Any, dict]:
     return Blended(model, best["companion"], best["weight"], p.tokenizer, p.cfg.training.max_length), record
 
 
+def _staged_predictor(staging: Path, manifest: dict, model, tokenizer):
+    """A predictor over the artifact being written (its companion is in ``staging``
+    already), for the report's explained mistakes; None where explanations do not apply."""
+    from ..inference import Predictor
+    from .evaluate import task_is_single_label
+
+    predictor = Predictor(staging, {**manifest, "files": {}}, model=model, tokenizer=tokenizer)
+    return predictor if task_is_single_label(predictor.task) else None
+
+
 def write_model(p: Prepared, model, sections: dict, changes: dict | None = None, *,
-                blended=None) -> tuple[dict, dict | None]:
+                blended=None, tracker: Tracker | None = None) -> tuple[dict, dict | None]:
     """Score the evaluation (or validation) data, then write the artifact of ``model`` with
     its report, and clear the run's bookkeeping; returns the manifest and the metrics.
 
@@ -486,7 +500,8 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None,
     ``sections`` are the manifest's run-specific sections (``method``, ``training``, and any
     other); the rest (task, labels, base model, model shape, config, data) come from ``p``.
     ``changes`` update sections last: a mapping is merged into the section of its name,
-    anything else replaces it.
+    anything else replaces it. ``tracker`` (:func:`.tracking.tracked`) is recorded in the
+    manifest's ``tracking`` section and given the final metrics and the report.
     """
     out = Path(p.cfg.output)
     eval_ds = p.datasets.get("eval")
@@ -502,6 +517,15 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None,
         say(f"Scoring the {name} data ({len(examples)} examples)...")
     scoring = blended if blended is not None else model
     scored = p.task.score(scoring, p.tokenizer, examples, p.labels, max_len) if examples else None
+    evidence = None
+    if p.cfg.training.evidence_index and p.task.model_kind == "sequence":
+        from ..inference.evidence import build_evidence
+
+        started = time.perf_counter()
+        evidence = build_evidence(model, p.tokenizer, p.train_ex, max_len, p.cfg.training.seed)
+        if evidence is not None:
+            sections = {**sections, "evidence": {"rows": len(evidence.rows), "seconds": round(
+                time.perf_counter() - started, 1)}}
     body = {
         "task": p.task.name, "task_variant": p.task.variant, "labels": p.labels,
         "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file), **p.base.card},
@@ -514,6 +538,7 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None,
                  for name, d in p.datasets.items()},
         "warnings": p.warnings,
         **sections,
+        **(tracking_section(tracker) if tracker is not None else {}),
     }
     for key, value in (changes or {}).items():
         both = isinstance(value, dict) and isinstance(body.get(key), dict)
@@ -524,10 +549,12 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None,
     def report(staging: Path) -> None:
         if blended is not None:
             blended.companion.save(staging)
+        if evidence is not None:
+            evidence.save(staging)
         if scored is not None:
             say("Writing the report and the model folder...")
             write_task_report(staging / "report", p.task, examples, p.labels, scored, f"Evaluation on {name} data",
-                              source)
+                              source, predictor=_staged_predictor(staging, manifest, model, p.tokenizer))
             write_parity_sample(staging, examples)  # held-out inputs for an export's parity check
 
     encoder = model.encoder
@@ -535,4 +562,6 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None,
                    tokenizer=p.tokenizer, encoder_config=getattr(encoder, "get_base_model", lambda: encoder)().config,
                    fill=report)
     clear_run_files(out)
+    if tracker is not None:
+        log_result(tracker, out, scored.metrics if scored else None, body["training"].get("steps", 0))
     return read_manifest(out), scored.metrics if scored else None  # as written: with its files' sha256

@@ -14,6 +14,7 @@ from ..core.config import RunConfig, flatten, load_config
 from ..core.errors import ConfigError
 from ..core.ui import say
 from ..tasks import get_task
+from ..training.tracking import check_tracking
 from .supervised import TrainResult, fit_and_write, prepare
 from .zeroshot import train_zeroshot
 
@@ -74,6 +75,7 @@ def train(config: RunConfig | str | Path | None = None, *, data: Any = None, eva
         task_defaults = get_task(cfg.task).training_defaults  # (an unknown task fails here)
         if task_defaults:  # the task's own defaults (docs/training.md), under everything the user set
             cfg = load_config(config, overrides, defaults=task_defaults, **settings)
+    check_tracking(cfg.training.tracking)  # a missing mlflow package fails here, before any work
     train_rows, eval_rows, val_rows = (frames.get(k) for k in ("data.train", "data.eval", "data.validation"))
     outlier_rows, unlabelled_rows = frames.get("data.outliers"), frames.get("data.unlabelled")
     if cfg.method.name == "zeroshot" or (cfg.method.name == "auto" and train_rows is None and cfg.data.train is None

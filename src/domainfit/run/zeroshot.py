@@ -40,6 +40,7 @@ from ..training import TrainState, resolve_precision
 from .evaluate import headline, write_task_report
 from .output import check_output, signature
 from .supervised import Prepared, TrainResult, check_method, check_task, fit_and_write, prepare, write_model
+from .tracking import log_result, tracked, tracking_section
 
 __all__ = ["train_zeroshot", "LABELS_HINT"]
 
@@ -141,7 +142,8 @@ def _label_prototypes(cfg, task, method, settings, specs, eval_data, resume, ove
         "trainable_parameters": sum(t.numel() for t in model.head.parameters()),
         "total_parameters": sum(t.numel() for t in model.parameters()), "backend": "embedding", **described},
         started, "bf16" if bf16 else "fp32")
-    manifest, metrics = write_model(p, model, sections, {"data": _labels_source(cfg, specs)})
+    with tracked(cfg, Path(cfg.output), trained=False) as tracker:
+        manifest, metrics = write_model(p, model, sections, {"data": _labels_source(cfg, specs)}, tracker=tracker)
     return TrainResult(Path(cfg.output), manifest, TrainState(), metrics, model, tokenizer)
 
 
@@ -171,7 +173,8 @@ def _untuned_encoder(cfg, task, method, settings, eval_data, overwrite) -> Train
     sections = _untrained({
         "name": "zeroshot", "options": cfg.method.options, "trainable_parameters": 0,
         "total_parameters": sum(t.numel() for t in model.parameters()), "backend": "embedding"}, started, "fp32")
-    manifest, metrics = write_model(p, model, sections)
+    with tracked(cfg, Path(cfg.output), trained=False) as tracker:
+        manifest, metrics = write_model(p, model, sections, tracker=tracker)
     return TrainResult(Path(cfg.output), manifest, TrainState(), metrics, model, tokenizer)
 
 
@@ -263,5 +266,8 @@ def _label_scorer(cfg, task, settings, specs, eval_data, overwrite) -> TrainResu
             write_task_report(staging / "report", task, eval_ds.examples, labels, scored,
                               f"Evaluation on {eval_ds.source}", eval_ds.source)
 
-    write_artifact(out, manifest, tokenizer=tokenizer, fill=report)
+    with tracked(cfg, out, trained=False) as tracker:
+        manifest = {**manifest, **tracking_section(tracker)}
+        write_artifact(out, manifest, tokenizer=tokenizer, fill=report)
+        log_result(tracker, out, scored.metrics if scored else None, 0)
     return TrainResult(out, manifest, TrainState(), scored.metrics if scored else None, scorer, tokenizer)

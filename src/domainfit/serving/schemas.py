@@ -10,6 +10,8 @@ from it too, so that one bad string fails one request and never reaches a model 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -81,6 +83,12 @@ class PredictRequest(Body):
     query: Text | None = Field(None, description="Retrieval: the search query.")
     k: int = Field(5, ge=1, le=100, description="Retrieval: how many documents.")
     top_k: int = Field(3, ge=1, le=100, description="Classification: how many labels with scores.")
+    explain: bool = Field(False, description="Add each prediction's explanation: a score per word of the input "
+                          "(docs/explanations.md).")
+    target: str | None = Field(None, max_length=200, description="With explain: the label to explain (default: the "
+                               "predicted one; an entity type for NER).")
+    method: Literal["auto", "occlusion", "integrated-gradients", "gradient-x-input"] = Field(
+        "auto", description="With explain: the method (auto: the most faithful one the model supports).")
 
 
 class FeedbackRequest(Body):

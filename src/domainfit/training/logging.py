@@ -1,6 +1,6 @@
 """Progress and logs of a run: a rich progress bar on a terminal, plain progress lines
-elsewhere (CI, ``nohup``, a log file), ``metrics.jsonl`` and TensorBoard. Each validation
-result is shown as a line of its own either way."""
+elsewhere (CI, ``nohup``, a log file), ``metrics.jsonl``, and the run's tracker (TensorBoard
+or MLflow, :mod:`.tracking`). Each validation result is shown as a line of its own either way."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from ..core.io import atomic_write_text
 from ..core.ui import console
+from .tracking import Tracker, eval_metrics, train_metrics
 
 __all__ = ["RunLogger"]
 
@@ -21,14 +22,16 @@ PLAIN_EVERY_SECONDS = 30.0
 
 
 class RunLogger:
-    """Writes one JSON line per ``LOG_EVERY`` steps and per evaluation, and drives the bar.
+    """Writes one JSON line per ``LOG_EVERY`` steps (and at the last step) and per evaluation,
+    sends the same points to ``tracker`` (``train/loss``, ``train/learning_rate``,
+    ``train/epoch``; ``eval/<metric>``), and drives the bar. The tracker is its opener's to close.
 
     ``metrics.jsonl`` lines: ``{"step", "epoch", "loss", "lr", "examples_per_s"}`` for
     training and ``{"step", "epoch", "val_<metric>", "best"}`` for validation.
     """
 
     def __init__(self, run_dir: Path, enabled: bool, total: int, start: int = 0, *, metric: str = "score",
-                 patience: int | None = None, plain: bool | None = None):
+                 patience: int | None = None, plain: bool | None = None, tracker: Tracker | None = None):
         self.enabled = enabled
         self.path = run_dir / "metrics.jsonl"
         self.total, self.metric, self.patience = total, metric, patience
@@ -36,7 +39,7 @@ class RunLogger:
         self._losses: list[float] = []
         self._examples = 0
         self._seconds = 0.0
-        self._tb = None
+        self.tracker = tracker if tracker is not None else Tracker()
         self._progress = None
         self._started = time.perf_counter()
         self._start_step = start
@@ -46,12 +49,6 @@ class RunLogger:
         if not enabled:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(run_dir / "tensorboard"))
-        except Exception:  # tensorboard not installed: JSONL only
-            self._tb = None
         if self.plain:
             return
         self._progress = Progress(
@@ -87,13 +84,11 @@ class RunLogger:
             self._plain_line(step, info["epoch"])
         else:
             self._progress.update(self._task, completed=step, loss=f"{info['loss']:.4f}", speed=f"{speed:.0f}")
-        if step % LOG_EVERY == 0:
+        if step % LOG_EVERY == 0 or step == self.total:  # the last point too: a short run has a curve
             loss = sum(self._losses) / len(self._losses)
             self._write({"step": step, "epoch": round(info["epoch"], 4), "loss": loss, "lr": info["lr"],
                          "examples_per_s": speed, "time": time.time()})
-            if self._tb is not None:
-                self._tb.add_scalar("train/loss", loss, step)
-                self._tb.add_scalar("train/lr", info["lr"], step)
+            self.tracker.log_metrics(train_metrics(loss, info["lr"], round(info["epoch"], 4)), step)
             self._losses, self._examples, self._seconds = [], 0, 0.0
 
     def _plain_line(self, step: int, epoch: float) -> None:
@@ -115,10 +110,7 @@ class RunLogger:
             return
         self._show_eval(record)
         self._write(dict(record, time=time.time()))
-        if self._tb is not None:
-            for key, value in record.items():
-                if key.startswith("val_") and isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"val/{key[4:]}", value, record["step"])
+        self.tracker.log_metrics(eval_metrics(record, prefix="val_"), record["step"])
 
     def _show_eval(self, record: dict) -> None:
         """One line per validation: the metric, the best so far, and early stopping's patience
@@ -138,8 +130,6 @@ class RunLogger:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
-        if self._tb is not None:
-            self._tb.close()
 
 
 def _clock(seconds: float) -> str:

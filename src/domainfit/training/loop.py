@@ -30,6 +30,7 @@ from ..tasks.base import Task
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .logging import RunLogger
 from .memory import release_free_memory
+from .tracking import Tracker, open_tracker
 
 __all__ = ["TrainState", "fit", "make_optimizer", "count_steps"]
 
@@ -108,7 +109,8 @@ def _evaluate(accelerator, model, task: Task, val: Encoded, pad_id: int, bf16: b
 def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: TrainingConfig, *, lr: float,
         pad_id: int, bf16: bool, run_dir: Path, accelerator: Accelerator, resume: bool = True,
         callbacks: list[Callable[[str, TrainState, dict], None]] | None = None,
-        step_hooks: list[Callable[[torch.nn.Module, int], None]] | None = None) -> TrainState:
+        step_hooks: list[Callable[[torch.nn.Module, int], None]] | None = None,
+        tracker: Tracker | None = None) -> TrainState:
     """Train ``model`` in place; at the end it holds the best validation weights.
 
     Args:
@@ -125,6 +127,9 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
             validation.
         step_hooks: ``hook(model, global_step)`` after every optimizer step, before the
             gradients are cleared (a method's ``on_step``).
+        tracker: where the logged points go besides ``metrics.jsonl`` (its opener closes
+            it; see :mod:`.tracking`); None: TensorBoard when it is installed, opened and
+            closed here.
 
     Returns:
         The final :class:`TrainState` (``best_score``, ``history``...).
@@ -144,8 +149,13 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
         saved.pop("step", None)
         state = TrainState(**saved)
     ddp_model = accelerator.prepare(model)
+    own_tracker = tracker is None
+    if own_tracker:
+        tracker = open_tracker(None, run_dir) if accelerator.is_main_process else Tracker()
+    if accelerator.is_main_process:
+        tracker.begin(state.global_step)
     logger = RunLogger(run_dir, enabled=accelerator.is_main_process, total=total, start=state.global_step,
-                       metric=task.primary_metric, patience=cfg.early_stopping_patience)
+                       metric=task.primary_metric, patience=cfg.early_stopping_patience, tracker=tracker)
     logger.truncate_after(state.global_step)
     callbacks = list(callbacks or [])
     for cb in callbacks:
@@ -190,6 +200,8 @@ def fit(model: torch.nn.Module, task: Task, train: Encoded, val: Encoded, cfg: T
                     break
     finally:
         logger.close()
+        if own_tracker:
+            tracker.close()
     accelerator.wait_for_everyone()
     # The best weights live on disk only (not as a second copy in memory); every process
     # reads them back from the shared output folder.

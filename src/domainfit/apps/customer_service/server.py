@@ -41,6 +41,7 @@ class ChatRequest(Body):
     session_id: str | None = Field(None, max_length=64, description="Omit (or unknown) to start a new session.")
     context: dict[str, str] | None = Field(None, max_length=MAX_SLOTS, description="Values of the slots the bundle "
                                            "lets a client set (its client_slots), e.g. {\"card_type\": \"Visa\"}.")
+    explain: bool = Field(False, description="Add the words that decided the intent (explanation: a score per word).")
 
 
 class ChatFeedback(Body):
@@ -120,6 +121,10 @@ def chat_extension(bundle: str | Path, db_url: str = "sqlite:///conversations.db
             result = (await ctx.answer(state["batcher"], [item], request))[0]
             request_id = ctx.request_id(request)
             result = await loop.run_in_executor(None, assistant.finish, session, message.strip(), result, request_id)
+            if body.explain and result.get("candidate_intent"):
+                intent = result["candidate_intent"]
+                record = await loop.run_in_executor(None, lambda: assistant.intent.explain(message, target=intent))
+                result = {**result, "explanation": {"intent": intent, **record[0]["explanation"]}}
             ctx.metrics["texts"].labels("chat").inc()
             return {**result, "request_id": request_id}
 
