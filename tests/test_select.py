@@ -37,7 +37,16 @@ def test_strategies():
     away = choose(probs, vectors, 2, "diverse", labelled_vectors=vectors[:1])  # cluster 0 is labelled
     assert sorted(r // 10 for r in away) == [1, 2]
     hybrid = choose(probs, vectors, 2, "hybrid")
-    assert len(set(hybrid)) == 2 and all(r < 20 for r in hybrid)  # uncertain first, then spread
+    assert len(set(hybrid)) == 2 and all(r < 10 for r in hybrid)  # the shortlist is cluster 0's
+    # Near-repeats of one confusing text are the 4 most uncertain; margin spends the whole
+    # batch on them, hybrid takes the most uncertain repeat and the best of the other group.
+    repeats = np.concatenate([np.tile([1.0, 0, 0], (4, 1)), np.tile([0, 1.0, 0], (2, 1))])
+    repeats += 0.01 * np.random.default_rng(1).normal(size=repeats.shape)
+    repeats /= np.linalg.norm(repeats, axis=1, keepdims=True)
+    uncertain = np.array([[0.5, 0.5, 0], [0.51, 0.49, 0], [0.52, 0.48, 0], [0.53, 0.47, 0],
+                          [0.6, 0.4, 0], [0.7, 0.3, 0]])
+    assert choose(uncertain, repeats, 2, "margin") == [0, 1]
+    assert choose(uncertain, repeats, 2, "hybrid") == [0, 4]
     assert 3 not in choose(probs, None, 5, "margin", eligible=np.array([r for r in range(30) if r != 3]))
     with pytest.raises(ConfigError, match="larger than the 2 texts"):
         choose(probs, None, 3, "margin", eligible=np.array([0, 1]))
