@@ -52,7 +52,8 @@ def _model(dataset: str) -> Path:
     path = HERE / "work" / "quality" / DATASETS[dataset]
     if not (path / "domainfit.json").is_file():
         subprocess.run([sys.executable, "-m", "domainfit.cli", "train", "--data",
-                        str(SHARED_DATA / dataset / "train.csv"), "--output", str(path)], check=True)
+                        str(SHARED_DATA / dataset / "train.csv"), "--output", str(path), "--on-bad-rows", "skip"],
+                       check=True)
     return path
 
 
