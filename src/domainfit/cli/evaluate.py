@@ -80,7 +80,7 @@ def explain_command(
     target: Optional[str] = typer.Option(None, "--target", help="The label to explain (default: the predicted "
                                          "one; an entity type for token classification)."),
     method: str = typer.Option("auto", "--method", help="auto | occlusion | integrated-gradients | "
-                               "gradient-x-input (auto: the most faithful one the model supports)."),
+                               "gradient-x-input (auto: occlusion, which every model supports)."),
     pair: Optional[str] = typer.Option(None, "--pair", help="Pair models: the second text (for every text)."),
     evidence: int = typer.Option(3, "--evidence", help="How many of the most similar training examples to show "
                                  "(where the model stores them; 0: none)."),

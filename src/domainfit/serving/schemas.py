@@ -88,7 +88,7 @@ class PredictRequest(Body):
     target: str | None = Field(None, max_length=200, description="With explain: the label to explain (default: the "
                                "predicted one; an entity type for NER).")
     method: Literal["auto", "occlusion", "integrated-gradients", "gradient-x-input"] = Field(
-        "auto", description="With explain: the method (auto: the most faithful one the model supports).")
+        "auto", description="With explain: the method (auto: occlusion, which every model supports).")
 
 
 class FeedbackRequest(Body):
