@@ -191,6 +191,8 @@ def main() -> None:
 
     from domainfit.inference.explain import AUTO_ORDER
 
+    command = COMMAND + "".join(f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                if v != ap.get_default(k))  # the exact command, for a partial run
     runs = {d: run_dataset(d, args.texts, args.lime_samples, args.shap_evals) for d in args.datasets.split(",")}
     default = AUTO_ORDER[0]
     checks = {}
@@ -205,7 +207,7 @@ def main() -> None:
             "seconds": ours["seconds"],
         }
     m = machine()
-    write_results("explanations", {"command": COMMAND, "fractions": FRACTIONS, "lime_samples": args.lime_samples,
+    write_results("explanations", {"command": command, "fractions": FRACTIONS, "lime_samples": args.lime_samples,
                                    "shap_max_evals": args.shap_evals, "default_method": default, "datasets": runs,
                                    "checks": checks, "machine": m})
     lines = []
@@ -221,7 +223,7 @@ def main() -> None:
         lines.append(f"\n{default}: comprehensiveness {c['vs_random']:.1f}× random's, "
                      f"{'at least' if c['at_least_peers'] else 'below'} SHAP's and LIME's, in "
                      f"{c['time_share_of_fastest_peer']:.3f}× the faster peer's time ({c['seconds']:.3f} s).")
-    body = (f"## Explanations (issue 20)\n\nCommand: `{COMMAND}`. ERASER comprehensiveness / sufficiency (AOPC over "
+    body = (f"## Explanations (issue 20)\n\nCommand: `{command}`. ERASER comprehensiveness / sufficiency (AOPC over "
             f"the top {', '.join(f'{int(f * 100)}' for f in FRACTIONS)}% of words) for the predicted label; SHAP "
             f"partition with max_evals {args.shap_evals}, LIME with {args.lime_samples} samples, both over the same "
             f"words. CPU: {m.get('cpu_model', '?')} ({', '.join(m.get('instruction_sets', []))}), "
