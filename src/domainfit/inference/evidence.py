@@ -16,22 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MAX_ROWS", "VECTORS", "ROWS", "Evidence", "build_evidence", "text_vectors"]
+__all__ = ["MAX_ROWS", "VECTORS", "ROWS", "Evidence", "build_evidence"]
 
 MAX_ROWS = 20_000
 VECTORS, ROWS = "evidence.safetensors", "evidence.jsonl"
-
-
-def text_vectors(model, tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> np.ndarray:
-    """L2-normalised pooled vectors ``(n, hidden)`` of the model's encoder (float32)."""
-    import torch
-
-    from ..data.batching import encode_texts
-    from ..modeling.predict import predict_logits
-
-    pooled = predict_logits(model, encode_texts(tokenizer, list(texts), pairs, max_length), tokenizer.pad_token_id,
-                            embeddings=True)
-    return torch.nn.functional.normalize(pooled.float(), dim=-1).numpy()
 
 
 @dataclass
@@ -90,7 +78,9 @@ def build_evidence(model, tokenizer, examples: list, max_length: int, seed: int 
     if len(labelled) > MAX_ROWS:
         labelled = random.Random(seed).sample(labelled, MAX_ROWS)
     pairs = [e.text_pair or "" for e in labelled] if any(e.text_pair for e in labelled) else None
-    vectors = text_vectors(model, tokenizer, [e.text for e in labelled], pairs, max_length)
+    from ..modeling.predict import embed_texts
+
+    vectors = embed_texts(model, tokenizer, [e.text for e in labelled], max_length, pairs=pairs)
     rows = []
     for e in labelled:
         label = "|".join(e.label) if isinstance(e.label, (list, tuple)) else e.label

@@ -71,12 +71,9 @@ def _resolve(predictor, method: str) -> str:
     return method
 
 
-def explain(predictor, texts: list[str] | str, *, pairs: list[str] | None = None, target: str | None = None,
+def explain(predictor, texts: list[str], *, pairs: list[str] | None = None, target: str | None = None,
             method: str = "auto", steps: int = 32) -> list[dict[str, Any]]:
     """Predict and explain each text (see :meth:`domainfit.inference.Predictor.explain`)."""
-    if isinstance(texts, str):
-        texts = [texts]
-        pairs = [pairs] if isinstance(pairs, str) else pairs
     texts = list(texts)
     chosen = _resolve(predictor, method)
     if steps < 1:

@@ -153,7 +153,7 @@ class Predictor:
         ``pair``) ``evidence``: the ``k`` most similar training examples with their labels and
         cosine ``similarity``, where the artifact stores them (``training.evidence_index``);
         records are returned unchanged where it does not."""
-        from .evidence import Evidence, text_vectors
+        from .evidence import Evidence
 
         if self._evidence is None:
             self._evidence = Evidence.load(self.path) or False
@@ -161,7 +161,7 @@ class Predictor:
             return records
         texts = [r["text"] for r in records]
         pairs = [r.get("pair") or "" for r in records] if any(r.get("pair") for r in records) else None
-        found = self._evidence.nearest(text_vectors(self.model, self.tokenizer, texts, pairs, self.max_length), k)
+        found = self._evidence.nearest(embed_texts(self.model, self.tokenizer, texts, self.max_length, pairs=pairs), k)
         for record, hits in zip(records, found):
             record["evidence"] = hits
         return records

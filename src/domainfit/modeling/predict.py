@@ -82,11 +82,13 @@ def predict_logits(model, encoded: Encoded, pad_id: int, batch_size: int = 128, 
     return result
 
 
-def embed_texts(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128) -> np.ndarray:
-    """L2-normalised text vectors ``(n, dim)`` (float32) in input order."""
+def embed_texts(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128,
+                pairs: list[str] | None = None) -> np.ndarray:
+    """L2-normalised text vectors ``(n, dim)`` (float32) in input order (of ``(text, pair)``
+    encoded together, with ``pairs``)."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    encoded = encode_texts(tokenizer, list(texts), None, max_length)
+    encoded = encode_texts(tokenizer, list(texts), pairs, max_length)
     vectors = predict_logits(model, encoded, tokenizer.pad_token_id, batch_size, embeddings=True)
     return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy()
 
