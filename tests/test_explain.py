@@ -61,6 +61,26 @@ def test_classification_words_and_faithfulness(trained, method):
         assert refund["score"] == pytest.approx(e["target_score"] - float(without), abs=1e-5)
 
 
+def test_deletion_scores_words_after_the_words_already_taken_out(trained):
+    """Four words: round one is leave-one-out, round two takes the best word out first and
+    scores every other word by what removing it then costs."""
+    model = domainfit.load(trained["classification"])
+    text = "please refund my order"
+    e = model.explain(text, method="deletion")[0]["explanation"]
+    column = model.labels.index(e["target"])
+    occlusion = model.explain(text, method="occlusion", target=e["target"])[0]["explanation"]["words"]
+    first = max(range(4), key=lambda i: occlusion[i]["score"])
+    assert e["words"][first]["score"] == pytest.approx(occlusion[first]["score"], abs=1e-5)
+    words = text.split()
+    rest = [w for i, w in enumerate(words) if i != first]
+    p_rest = model.predict_proba([" ".join(rest)])[0][column]
+    for i, w in enumerate(words):
+        if i == first:
+            continue
+        without = model.predict_proba([" ".join(x for x in rest if x != w)])[0][column]
+        assert e["words"][i]["score"] == pytest.approx(float(p_rest - without), abs=1e-5)
+
+
 def test_integrated_gradients_add_up_to_the_change_from_the_baseline(trained):
     """Completeness: the word scores sum to p(text) - p(baseline) (all word pieces padded)."""
     import torch
@@ -230,7 +250,7 @@ def test_onnx_artifacts_are_explained_by_occlusion(trained, tmp_path):
 
     export_model(trained["classification"], tmp_path / "onnx")
     exported, original = domainfit.load(tmp_path / "onnx"), domainfit.load(trained["classification"])
-    assert supported_methods(exported) == ("occlusion",) and "evidence" not in exported.manifest
+    assert supported_methods(exported) == ("occlusion", "deletion") and "evidence" not in exported.manifest
     e = exported.explain("refund my order")[0]["explanation"]
     assert e["method"] == "occlusion"
     reference = original.explain("refund my order", method="occlusion")[0]["explanation"]

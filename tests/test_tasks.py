@@ -10,7 +10,7 @@ import torch
 
 import domainfit
 from domainfit.data import load_dataset
-from domainfit.data.tokens import check_bio, entities_from_tags, repair_bio, split_words
+from domainfit.data.tokens import check_bio, entities_from_tags, remove_spans, repair_bio, split_words
 from domainfit.data.types import Example
 from domainfit.core.errors import ConfigError, DataError, DomainfitError
 from domainfit.tasks import get_task, pair_variant
@@ -57,6 +57,19 @@ def test_chinese_characters_are_words_of_their_own():
     assert [t for t in ("我在北京工作"[s:e] for s, e in split_words("我在北京工作"))] == list("我在北京工作")
     assert [("year 1966"[s:e]) for s, e in split_words("year 1966")] == ["year", "1966"]
     assert [("ab 12"[s:e]) for s, e in split_words("ab 12", "chars")] == ["a", "b", "1", "2"]
+
+
+def test_removing_words_keeps_the_rest_of_the_text_as_written():
+    text = "Profit rose,  sharply; sales fell"
+    spans = split_words(text)
+    words = [text[s:e] for s, e in spans]
+    assert remove_spans(text, [spans[words.index("rose")]]) == "Profit,  sharply; sales fell"
+    assert remove_spans(text, [spans[words.index(",")]]) == "Profit rose sharply; sales fell"
+    assert remove_spans(text, [spans[i] for i in (0, 1, 2)]) == "sharply; sales fell"
+    assert remove_spans(text, spans) == "" and remove_spans(text, []) == text
+    assert remove_spans("a,b", [(1, 2)]) == "a b"  # two words never run together
+    chinese = "我要取消这个订单"
+    assert remove_spans(chinese, [split_words(chinese)[1]]) == "我取消这个订单"  # no space put into Chinese
 
 
 def test_bad_token_rows_are_reported_with_their_lines(tmp_path):

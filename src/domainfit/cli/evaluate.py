@@ -60,8 +60,8 @@ def predict(
     batch_rows: int = typer.Option(1024, "--chunk-size", help="Rows read and predicted at a time."),
     explain: bool = typer.Option(False, "--explain", help="Add each row's explanation: a score per word "
                                  "(JSONL only; see `domainfit explain`)."),
-    method: str = typer.Option("auto", "--method", help="With --explain: auto | occlusion | integrated-gradients "
-                               "| gradient-x-input."),
+    method: str = typer.Option("auto", "--method", help="With --explain: auto | occlusion | deletion | "
+                               "integrated-gradients | gradient-x-input."),
 ) -> None:
     """Predict labels for every row of a file, streaming it in bounded memory."""
     from ..inference.stream import predict_file
@@ -79,8 +79,9 @@ def explain_command(
     texts: list[str] = typer.Argument(..., help="One or more texts."),
     target: Optional[str] = typer.Option(None, "--target", help="The label to explain (default: the predicted "
                                          "one; an entity type for token classification)."),
-    method: str = typer.Option("auto", "--method", help="auto | occlusion | integrated-gradients | "
-                               "gradient-x-input (auto: occlusion, which every model supports)."),
+    method: str = typer.Option("auto", "--method", help="auto | occlusion | deletion | integrated-gradients | "
+                               "gradient-x-input (auto: occlusion, which every model supports; deletion: "
+                               "more faithful, about 4x slower)."),
     pair: Optional[str] = typer.Option(None, "--pair", help="Pair models: the second text (for every text)."),
     evidence: int = typer.Option(3, "--evidence", help="How many of the most similar training examples to show "
                                  "(where the model stores them; 0: none)."),

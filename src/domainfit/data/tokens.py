@@ -25,13 +25,14 @@ from typing import Any
 from domainfit.data.types import ColumnSpec, Example
 from domainfit.core.errors import Problem
 
-__all__ = ["split_words", "check_bio", "repair_bio", "entities_from_tags", "parse_token_row", "word_split_mode",
-           "join_tokens"]
+__all__ = ["split_words", "remove_spans", "check_bio", "repair_bio", "entities_from_tags", "parse_token_row",
+           "word_split_mode", "join_tokens"]
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 # A CJK character alone; a run of other word characters; any other visible character alone.
 _WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]", re.UNICODE)
 _CHAR = re.compile(r"\S")
+_CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 
 def split_words(text: str, mode: str = "words", cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
@@ -59,6 +60,29 @@ def split_words(text: str, mode: str = "words", cuts: Sequence[int] = ()) -> lis
             start = cut
         words.append((start, end))
     return words
+
+
+def remove_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``text`` with the character spans (words from :func:`split_words`) taken out: the
+    whitespace around a removed word collapses to one space where it had space on both sides,
+    and to nothing where it touched a neighbour (a comma after it, Chinese), unless two words
+    would run together.
+
+    Example:
+        >>> remove_spans("profit rose, sharply", [(7, 11)])
+        'profit, sharply'
+        >>> remove_spans("我要取消", [(1, 2)])
+        '我取消'
+    """
+    if not spans:
+        return text
+    for start, end in sorted(spans, reverse=True):
+        left, right = text[:start], text[end:]
+        spaced = left[-1:].isspace() and right[:1].isspace()
+        left, right = left.rstrip(), right.lstrip()
+        joined = left[-1:].isalnum() and right[:1].isalnum() and not _CJK_CHAR.search(left[-1:] + right[:1])
+        text = left + (" " if left and right and (spaced or joined) else "") + right
+    return text.strip()
 
 
 def word_split_mode(examples: Sequence[Example]) -> str:

@@ -133,7 +133,7 @@ class Predictor:
         ``entities[i]["explanation"]``; ``explanation`` is the most confident one's).
 
         Args:
-            method: ``auto``, ``integrated-gradients``, ``gradient-x-input`` or ``occlusion``
+            method: ``auto``, ``occlusion``, ``deletion``, ``integrated-gradients`` or ``gradient-x-input``
                 (see :mod:`domainfit.inference.explain`). steps: integrated gradients' steps.
 
         Example:

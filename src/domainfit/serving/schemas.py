@@ -87,7 +87,7 @@ class PredictRequest(Body):
                           "(docs/explanations.md).")
     target: str | None = Field(None, max_length=200, description="With explain: the label to explain (default: the "
                                "predicted one; an entity type for NER).")
-    method: Literal["auto", "occlusion", "integrated-gradients", "gradient-x-input"] = Field(
+    method: Literal["auto", "occlusion", "deletion", "integrated-gradients", "gradient-x-input"] = Field(
         "auto", description="With explain: the method (auto: occlusion, which every model supports).")
 
 
