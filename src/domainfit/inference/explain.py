@@ -101,10 +101,8 @@ def explain(predictor, texts: list[str], *, pairs: list[str] | None = None, targ
         started = time.perf_counter()
         column = _target_column(predictor, prediction, target)
         parts = _seen_words(predictor, text, pair)
-        if chosen == "occlusion":
-            scores, base = _occlusion(predictor, text, pair, parts, column)
-        elif chosen == "deletion":
-            scores, base = _deletion(predictor, text, pair, parts, column)
+        if chosen in ("occlusion", "deletion"):
+            scores, base = _removal(predictor, pair, parts, column, greedy=chosen == "deletion")
         else:
             scores, base = _gradients(predictor, text, pair, parts, column, chosen, steps)
         explanation = {"method": chosen, "target": _target_name(predictor, column),
@@ -218,66 +216,40 @@ def _words(parts: list[dict], scores: list[np.ndarray]) -> list[dict]:
     return words
 
 
-# ---------------------------------------------------------------------------- occlusion
+# ---------------------------------------------------------------------------- occlusion and deletion
 
 
-def _occlusion(predictor, text: str, pair: str | None, parts: list[dict], column: int | None):
-    """``p(input) - p(input without word i)`` for every word, all variants in one batch."""
-    texts, pairs_in = [text], [pair]
-    for part in parts:
-        for span in part["spans"]:
-            if part["part"] == "text":
-                texts.append(remove_spans(text, [span]))
-                pairs_in.append(pair)
-            else:
-                texts.append(text)
-                pairs_in.append(remove_spans(pair, [span]))
-    scores = _pick(predictor.scores(texts, pairs_in if pair is not None else None), column)
-    scores = np.asarray(scores, dtype=np.float64)
-    drops = scores[0] - scores[1:]
-    out, at = [], 0
-    for part in parts:
-        out.append(drops[at:at + len(part["spans"])])
-        at += len(part["spans"])
-    return out, scores[0]
-
-
-def _deletion(predictor, text: str, pair: str | None, parts: list[dict], column: int | None):
-    """Greedy deletion: rounds that take out, one round at a time, the words whose removal
-    (after the words already taken out) lowers the target's score most, until half of the
-    words are out: 1 word, then 2, 4, 8, ... in all. Every round is one batch over all words
-    still in. A word taken out scores the drop it caused in its round; a word never taken out
-    scores its drop in the last round."""
+def _removal(predictor, pair: str | None, parts: list[dict], column: int | None, greedy: bool):
+    """Scores from taking words out. One round is leave-one-out over the words still in, as
+    one batch: a word scores ``p(text) - p(text without it)`` after the words already taken
+    out. Occlusion is the first round alone. Deletion (``greedy``) then takes out the words
+    with the largest drops until half of the words are out (1 word, then 2, 4, 8, ... in all):
+    a word taken out keeps the drop of its round, the others their drop in the last round."""
     words = [(p, i) for p, part in enumerate(parts) for i in range(len(part["spans"]))]
-    n = len(words)
-    half = max(1, math.ceil(n / 2))
-    sizes = sorted({min(2 ** r, half) for r in range(max(1, math.ceil(math.log2(half)) + 1))} | {half})
+    until = max(1, math.ceil(len(words) / 2)) if greedy else 1
 
-    def variant(removed: set[int]) -> tuple[str, str | None]:
-        cut = [[], []]
+    def variant(removed: set[int]) -> list[str]:
+        cut: list[list] = [[] for _ in parts]
         for w in removed:
             p, i = words[w]
             cut[p].append(parts[p]["spans"][i])
-        out = [remove_spans(part["text"], cut[p]) for p, part in enumerate(parts)]
-        return out[0], (out[1] if len(out) > 1 else None)
+        return [remove_spans(part["text"], cut[p]) for p, part in enumerate(parts)]
 
-    scores = np.zeros(n)
+    scores = np.zeros(len(words))
     removed: list[int] = []
-    base = None
-    for size in sizes:
-        need = size - len(removed)
-        if need <= 0:
-            continue
-        rest = [w for w in range(n) if w not in removed]
-        batch = [variant(set(removed))] + [variant(set(removed) | {w}) for w in rest]
-        values = _pick(predictor.scores([t for t, _ in batch], [q for _, q in batch] if pair is not None else None),
+    base, size = None, 1
+    while True:
+        rest = [w for w in range(len(words)) if w not in removed]
+        batch = [variant(set(removed))] + [variant({*removed, w}) for w in rest]
+        values = _pick(predictor.scores([b[0] for b in batch], [b[1] for b in batch] if pair is not None else None),
                        column)
         values = np.asarray(values, dtype=np.float64)
-        if base is None:
-            base = values[0]
-        drops = values[0] - values[1:]
-        scores[rest] = drops
-        removed += [rest[q] for q in np.argsort(-drops, kind="stable")[:need]]
+        base = values[0] if base is None else base
+        scores[rest] = values[0] - values[1:]
+        removed += [rest[q] for q in np.argsort(-scores[rest], kind="stable")[:size - len(removed)]]
+        if size >= until:
+            break
+        size = min(2 * size, until)
     out, at = [], 0
     for part in parts:
         out.append(scores[at:at + len(part["spans"])])
