@@ -22,7 +22,9 @@ from ..core.io import is_plain_name
 from ..core.version import __version__
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "Manifest", "build_manifest", "check_manifest", "derive_manifest",
-           "BundleManifest", "build_bundle_manifest", "check_bundle_manifest"]
+           "BundleManifest", "build_bundle_manifest", "check_bundle_manifest", "read_bundle_manifest", "BUNDLE_FILE"]
+
+BUNDLE_FILE = "bundle.json"
 
 FORMAT_VERSION = 1
 MANIFEST = "domainfit.json"
@@ -221,3 +223,29 @@ def check_bundle_manifest(data: Any, kind: str, format_version: int, where: str)
     if checked.format_version > format_version:
         raise ManifestError(f"{where} was written by a newer domainfit (format {checked.format_version}); upgrade.")
     return checked.model_dump(mode="json")
+
+
+def read_bundle_manifest(folder, kind: str, format_version: int, build_hint: str) -> dict:
+    """Read and check ``folder/bundle.json`` (see :func:`check_bundle_manifest`).
+
+    Args:
+        build_hint: how to build one, for the message when there is none
+            (e.g. ``"domainfit app monitor train"``).
+
+    Raises:
+        ManifestError: no ``bundle.json``, not JSON, or a bad field.
+    """
+    import json
+    from pathlib import Path
+
+    from ..core.io import inside
+
+    folder = Path(folder)
+    meta = inside(folder, BUNDLE_FILE)
+    if not meta.is_file():
+        raise ManifestError(f"{folder} is not a {kind} bundle (no {BUNDLE_FILE}); build one with {build_hint}.")
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{meta} is not valid JSON: {exc}") from None
+    return check_bundle_manifest(data, kind, format_version, str(meta))

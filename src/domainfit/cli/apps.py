@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from ..apps.customer_service.cli import app as customer_service
+from ..apps.monitor.cli import app as monitor
 
 __all__ = ["apps_app"]
 
 apps_app = typer.Typer(help="Industry applications built on domainfit.", no_args_is_help=True)
 apps_app.add_typer(customer_service, name="customer-service")
+apps_app.add_typer(monitor, name="monitor")

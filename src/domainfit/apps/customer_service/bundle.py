@@ -47,18 +47,11 @@ def read_bundle(path: str | Path) -> dict:
     Raises:
         ManifestError: a missing or bad ``bundle.json``, or a part outside the bundle.
     """
-    from ...artifact import check_bundle_manifest
+    from ...artifact import read_bundle_manifest
 
     path = Path(path)
-    meta = inside(path, BUNDLE_FILE)
-    if not meta.is_file():
-        raise ManifestError(f"{path} is not a customer-service bundle (no {BUNDLE_FILE}); build one with "
-                            "domainfit app customer-service train.")
-    try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{meta} is not valid JSON: {exc}") from None
-    checked = check_bundle_manifest(data, KIND, FORMAT_VERSION, str(meta))
+    checked = read_bundle_manifest(path, KIND, FORMAT_VERSION, "domainfit app customer-service train")
+    meta = path / BUNDLE_FILE
     _check_parts(path, checked, meta)
     return checked
 

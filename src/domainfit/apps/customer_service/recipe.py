@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ...core.errors import ConfigError
 from ...ood import DEFAULT_ACCURACY_LOSS, METHODS
+from ..recipes import recipe_error
 
 __all__ = ["Recipe", "load_recipe", "DEFAULT_FALLBACK"]
 
@@ -148,32 +149,8 @@ class Recipe(_Strict):
         return r
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """The keys allowed where an unknown key was found."""
-    model: Any = Recipe
-    for part in loc:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            break
-        inner = field.annotation
-        for arg in getattr(inner, "__args__", ()):  # Optional[Faq] → Faq
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                inner = arg
-        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-            break
-        model = inner
-    return list(getattr(model, "model_fields", {}))
-
-
 def _explain(exc: ValidationError, header: str) -> ConfigError:
-    lines = []
-    for e in exc.errors()[:10]:
-        where = ".".join(str(p) for p in e["loc"]) or "recipe"
-        if e["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown key; the keys here are {', '.join(_fields_at(e['loc'][:-1]))}")
-        else:
-            lines.append(f"{where}: {e['msg']}")
-    return ConfigError(header + ":\n  " + "\n  ".join(lines))
+    return recipe_error(exc, header, Recipe)
 
 
 def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
