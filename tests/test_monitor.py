@@ -399,3 +399,86 @@ def test_documents_posted_to_the_server_are_stored_once(bundle, tmp_path):
         csv_text = client.get("/v1/monitor/export.csv", params={"entity": "acme"}).text
         assert csv_text.splitlines()[0].startswith("key,window_start,volume")
         assert client.get("/v1/monitor/overview", params={"span": "soon"}).status_code == 422
+
+
+def test_a_locked_database_stores_nothing_of_the_batch_and_says_so(tmp_path):
+    import sqlite3
+
+    from domainfit.apps.monitor.store import DatabaseBusy
+
+    path = tmp_path / "m.db"
+    store = MonitorStore(f"sqlite:///{path}", busy_timeout=0.2)
+    other = sqlite3.connect(path)
+    other.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        with pytest.raises(DatabaseBusy, match="locked by another writer"):
+            store.add_documents([_doc(1, 0), _doc(2, 0)])
+    finally:
+        other.rollback()
+        other.close()
+    assert store.count() == 0
+    assert store.add_documents([_doc(1, 0), _doc(2, 0)]) == 2  # once the lock is gone, the batch goes in
+    store.close()
+
+
+@pytest.mark.integration
+def test_a_watched_folder_and_standard_input_are_ingested_once(bundle, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT, run_cli
+
+    docs = stream(days=1)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    write_jsonl(inbox / "a.jsonl", docs[:30])
+    (inbox / "b.csv").write_text("id,time,text\n" + "".join(f"{d['id']},{d['time']},\"{d['text']}\"\n"
+                                                            for d in docs[30:50]), encoding="utf-8")
+    (inbox / "notes.txt").write_text("not a document file", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    first = run_cli("app", "monitor", "ingest", str(bundle), "--source", str(inbox), "--once", "--db", db, "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["stored"] == 50
+    again = run_cli("app", "monitor", "ingest", str(bundle), "--source", str(inbox), "--once", "--db", db, "--json")
+    assert json.loads(again.stdout)["received"] == 0  # both files are remembered as read
+    piped = subprocess.run([sys.executable, "-m", "domainfit.cli", "app", "monitor", "ingest", str(bundle), "--source",
+                            "-", "--db", db, "--json"], input="".join(json.dumps(d) + "\n" for d in docs[40:60]),
+                           capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT / "src"),
+                                                                "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["stored"] == 10 and json.loads(piped.stdout)["repeated"] == 10
+
+
+@pytest.mark.integration
+def test_a_killed_ingest_loses_nothing_it_acknowledged_and_resending_stores_each_once(bundle, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from domainfit.apps.monitor.store import MonitorStore
+    from helpers import ROOT
+
+    docs = stream(days=12, per_hour=6)
+    source = write_jsonl(tmp_path / "news.jsonl", docs)
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    args = [sys.executable, "-m", "domainfit.cli", "app", "monitor", "ingest", str(bundle), "--source", str(source),
+            "--db", db, "--replay", "--batch-size", "50", "--no-explain"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    probe = MonitorStore(db)
+    deadline = time.time() + 120
+    while time.time() < deadline and probe.count() < 200:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-stream: some batches acknowledged, one maybe half-done
+    proc.wait()
+    stored = probe.count()
+    assert 200 <= stored < len(docs)
+    assert stored % 50 == 0  # whole batches only: a batch is one transaction
+    done = subprocess.run(args + ["--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    totals = json.loads(done.stdout)
+    assert (totals["stored"], totals["repeated"]) == (len(docs) - stored, stored)
+    assert probe.count() == len(docs)
+    probe.close()

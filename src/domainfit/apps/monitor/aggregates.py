@@ -25,7 +25,7 @@ import pandas as pd
 
 from ...core.errors import ConfigError
 
-__all__ = ["parse_window", "parse_duration", "aggregate", "METRICS", "WINDOWS"]
+__all__ = ["parse_window", "parse_duration", "aggregate", "WindowCounts", "METRICS", "WINDOWS"]
 
 WINDOWS = ("15m", "1h", "1d")
 METRICS = ("volume", "unique_volume", "reprints", "negative_volume", "mean_sentiment", "negative_share", "buzz")
@@ -53,6 +53,66 @@ def parse_window(value: str | int) -> int:
     return seconds
 
 
+_COUNTS = ["key", "bucket", "volume", "unique_volume", "sentiment_sum", "negative"]
+
+
+class WindowCounts:
+    """The raw counts per key and window behind :func:`aggregate`, kept between calls: each
+    call reads from the store only the windows it has not read yet (and the last ``refresh``
+    windows again, for documents that arrived late), and forgets windows older than the
+    oldest one asked for. The alert engine keeps one per window length, so judging a newly
+    closed hour reads one hour of documents, not the week of history its detectors compare
+    with."""
+
+    def __init__(self, store, window: str | int, by: str = "entity", *, refresh: int = 2):
+        self.store, self.w, self.by, self.refresh = store, parse_window(window), by, refresh
+        self._counts = pd.DataFrame(columns=_COUNTS)
+        self._lo = self._hi = None  # the buckets [lo, hi) held
+
+    def counts(self, first: int, end: int) -> pd.DataFrame:
+        """The counts of the windows from ``first`` to ``end`` (both window starts)."""
+        w = self.w
+        if self._lo is None or first < self._lo or end < self._hi - self.refresh * w:
+            fetch_from = first  # nothing usable held: read it all
+            kept = self._counts.iloc[:0]
+        else:
+            fetch_from = max(first, self._hi - self.refresh * w)
+            kept = self._counts[(self._counts["bucket"] >= first) & (self._counts["bucket"] < fetch_from)]
+        fresh = pd.DataFrame(self.store.window_counts(w, since=fetch_from, until=end, by=self.by), columns=_COUNTS)
+        fresh["bucket"] = fresh["bucket"].astype(np.int64)
+        self._counts = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
+        self._lo, self._hi = first, end
+        return self._counts
+
+    def frame(self, *, since: int, until: int, keys: list[str] | None = None, baseline: int = 168) -> pd.DataFrame:
+        """As :func:`aggregate`."""
+        w = self.w
+        start, end = since - since % w, until - until % w
+        if end <= start:
+            return pd.DataFrame(columns=["key", "window_start", *METRICS])
+        first = start - baseline * w
+        return _metrics(self.counts(first, end), keys, first, start, end, w, baseline)
+
+
+def _metrics(counts: pd.DataFrame, keys, first: int, start: int, end: int, w: int, baseline: int) -> pd.DataFrame:
+    names = sorted(set(counts["key"])) if keys is None else list(keys)
+    grid = pd.MultiIndex.from_product([names, np.arange(first, end, w, dtype=np.int64)], names=["key", "bucket"])
+    full = counts.set_index(["key", "bucket"]).reindex(grid, fill_value=0).reset_index()
+    full[["volume", "unique_volume", "negative"]] = full[["volume", "unique_volume", "negative"]].astype(np.int64)
+    full["sentiment_sum"] = full["sentiment_sum"].astype(np.float64)
+    stories = full["unique_volume"].to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        full["mean_sentiment"] = np.where(stories > 0, full["sentiment_sum"] / stories, np.nan)
+        full["negative_share"] = np.where(stories > 0, full["negative"] / stories, np.nan)
+    full["reprints"] = full["volume"] - full["unique_volume"]
+    full["negative_volume"] = full["negative"]
+    past = (full.groupby("key", sort=False)["unique_volume"]
+            .transform(lambda s: s.shift(1).rolling(baseline, min_periods=1).mean()).fillna(0.0))
+    full["buzz"] = (full["unique_volume"] + 1.0) / (past + 1.0)
+    out = full[full["bucket"] >= start].rename(columns={"bucket": "window_start"})
+    return out[["key", "window_start", *METRICS]].reset_index(drop=True)
+
+
 def aggregate(store, window: str | int = "1h", *, since: int, until: int, by: str = "entity",
               keys: list[str] | None = None, baseline: int = 168) -> pd.DataFrame:
     """The aggregates of every key (or of ``keys``) for each window from ``since`` to
@@ -66,26 +126,4 @@ def aggregate(store, window: str | int = "1h", *, since: int, until: int, by: st
         baseline: windows before each one that ``buzz`` compares with (read from the store
             before ``since`` as needed).
     """
-    w = parse_window(window)
-    start, end = since - since % w, until - until % w
-    if end <= start:
-        return pd.DataFrame(columns=["key", "window_start", *METRICS])
-    first = start - baseline * w
-    rows = store.window_counts(w, since=first, until=end, by=by)
-    counts = pd.DataFrame(rows, columns=["key", "bucket", "volume", "unique_volume", "sentiment_sum", "negative"])
-    names = sorted(set(counts["key"])) if keys is None else list(keys)
-    grid = pd.MultiIndex.from_product([names, np.arange(first, end, w, dtype=np.int64)], names=["key", "bucket"])
-    counts["bucket"] = counts["bucket"].astype(np.int64)
-    full = counts.set_index(["key", "bucket"]).reindex(grid, fill_value=0).reset_index()
-    full[["volume", "unique_volume", "negative"]] = full[["volume", "unique_volume", "negative"]].astype(np.int64)
-    stories = full["unique_volume"].to_numpy(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        full["mean_sentiment"] = np.where(stories > 0, full["sentiment_sum"] / stories, np.nan)
-        full["negative_share"] = np.where(stories > 0, full["negative"] / stories, np.nan)
-    full["reprints"] = full["volume"] - full["unique_volume"]
-    full["negative_volume"] = full["negative"]
-    past = (full.groupby("key", sort=False)["unique_volume"]
-            .transform(lambda s: s.shift(1).rolling(baseline, min_periods=1).mean()).fillna(0.0))
-    full["buzz"] = (full["unique_volume"] + 1.0) / (past + 1.0)
-    out = full[full["bucket"] >= start].rename(columns={"bucket": "window_start"})
-    return out[["key", "window_start", *METRICS]].reset_index(drop=True)
+    return WindowCounts(store, window, by).frame(since=since, until=until, keys=keys, baseline=baseline)

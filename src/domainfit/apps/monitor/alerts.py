@@ -49,7 +49,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ...core.errors import ConfigError
-from .aggregates import METRICS, aggregate, parse_duration, parse_window
+from .aggregates import METRICS, WindowCounts, parse_duration, parse_window
 from .detectors import DETECTORS, detect
 from .sinks import Delivery, sink_from_config
 
@@ -195,6 +195,7 @@ class AlertEngine:
     def __init__(self, store, rules: Rules, *, names: dict[str, str] | None = None, explain=None,
                  base: Path | None = None):
         self.store, self.rules, self.names, self.explain = store, rules, names or {}, explain
+        self._counts: dict[int, WindowCounts] = {}  # window length → counts read so far
         self.sinks = {}
         for i, cfg in enumerate(rules.sinks):
             sink = sink_from_config(cfg, base=base)
@@ -225,7 +226,8 @@ class AlertEngine:
             return []
         keys = None if rule.entity == "*" else ([rule.entity] if isinstance(rule.entity, str) else rule.entity)
         lead = rule.baseline * w if rule.detector != "threshold" else 0  # the detectors' own history
-        frame = aggregate(self.store, w, since=first - lead, until=closed, keys=keys, baseline=rule.baseline)
+        counts = self._counts.setdefault(w, WindowCounts(self.store, w))
+        frame = counts.frame(since=first - lead, until=closed, keys=keys, baseline=rule.baseline)
         if frame.empty:
             return []
         alerts, changed = [], {}

@@ -95,7 +95,8 @@ def _sentiment_rows(recipe: Recipe):
     from ...data import ColumnSpec, load_dataset
 
     s = recipe.sentiment
-    ds = load_dataset(s.data, task="classification", columns=ColumnSpec(s.text_column, s.label_column))
+    ds = load_dataset(s.data, task="classification", columns=ColumnSpec(s.text_column, s.label_column),
+                      on_bad_rows=s.on_bad_rows)
     present = {e.label for e in ds.examples}
     missing = [f"{k} ({v})" for k, v in s.labels.items() if v not in present]
     if missing:

@@ -11,6 +11,7 @@ environment) or the same given on the command line::
       method: full                 # any domainfit method
       model: default               # base model: packaged default, local folder or hub id
       validation_share: 0.1        # held out to calibrate the probabilities
+      on_bad_rows: error           # or skip: leave out rows with problems (listed)
       settings: {training.epochs: 4}
     entities: companies.csv        # id,name,aliases,ticker (required)
     topics:                        # an optional topic classifier (text,label)
@@ -25,7 +26,7 @@ environment) or the same given on the command line::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -51,6 +52,8 @@ class Sentiment(_Strict):
     method: str = "full"
     model: str = "default"
     validation_share: float = Field(0.1, gt=0, lt=0.5)
+    on_bad_rows: Literal["error", "skip"] = Field("error", description="skip: leave out rows with problems (e.g. "
+                                                  "one sentence labelled two ways), listed in the build's output.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Any `domainfit train` setting.")
 
     @model_validator(mode="after")

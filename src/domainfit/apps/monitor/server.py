@@ -7,7 +7,7 @@
 * ``GET /v1/monitor/entities/{id}?window=1h&span=7d``: one entity's series and alerts;
 * ``GET /v1/monitor/documents?entity=ID&since=EPOCH&until=EPOCH&limit=50&explain=false``: the
   documents (with the words that made them negative when ``explain``);
-* ``GET /v1/monitor/alerts?since=7d&entity=ID``; ``GET /v1/monitor/export.csv?window=1h&entity=ID``;
+* ``GET /v1/monitor/alerts?since=7d&entity=ID&order=oldest|newest``; ``GET /v1/monitor/export.csv?window=1h&entity=ID``;
 * ``GET /monitor``: the dashboard (plain HTML, CSS and its own script drawing SVG charts; no CDN).
 
 The sentiment model is also served as ``/v1/models/sentiment/predict`` like any model. A
@@ -170,7 +170,8 @@ def monitor_extension(bundle: str | Path, db_url: str, *, rules: str | Path | No
             return {"documents": await run(work)}
 
         @router.get("/v1/monitor/alerts", summary="Stored alerts", dependencies=[Depends(ctx.predict_auth)])
-        async def get_alerts(since: str | None = None, entity: str | None = None, limit: int = 200):
+        async def get_alerts(since: str | None = None, entity: str | None = None, limit: int = 200,
+                             order: str = "oldest"):
             from ...stores.predictions import parse_since
 
             try:
@@ -178,8 +179,11 @@ def monitor_extension(bundle: str | Path, db_url: str, *, rules: str | Path | No
             except DomainfitError as exc:
                 raise ApiError(422, "invalid_since", str(exc)) from None
             limit = max(1, min(limit, 5000))
+            if order not in ("oldest", "newest"):
+                raise ApiError(422, "invalid_order", "order is oldest or newest")
             return {"alerts": await run(lambda m: m.store.alerts(
-                since=int(moment.timestamp()) if moment else None, entity=entity, limit=limit))}
+                since=int(moment.timestamp()) if moment else None, entity=entity, limit=limit,
+                newest_first=order == "newest"))}
 
         @router.get("/v1/monitor/export.csv", summary="The aggregates as CSV", dependencies=[Depends(ctx.predict_auth)])
         async def export_csv(window: str = "1h", entity: str | None = None, by: str = "entity"):

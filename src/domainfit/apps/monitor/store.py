@@ -319,9 +319,12 @@ class MonitorStore:
                                                    for s in sinks])
         return alert_id
 
-    def alerts(self, *, since: int | None = None, entity: str | None = None, limit: int = 1000) -> list[dict]:
-        """Stored alerts, oldest first (each the alert as built, plus its ``id`` and delivery states)."""
-        q = sa.select(ALERTS.c.id, ALERTS.c.body).order_by(ALERTS.c.epoch, ALERTS.c.id)
+    def alerts(self, *, since: int | None = None, entity: str | None = None, limit: int = 1000,
+               newest_first: bool = False) -> list[dict]:
+        """Stored alerts, oldest first (``newest_first``: the newest ``limit`` ones, newest
+        first), each the alert as built, plus its ``id`` and delivery states."""
+        order = (ALERTS.c.epoch.desc(), ALERTS.c.id.desc()) if newest_first else (ALERTS.c.epoch, ALERTS.c.id)
+        q = sa.select(ALERTS.c.id, ALERTS.c.body).order_by(*order)
         if since is not None:
             q = q.where(ALERTS.c.epoch >= since)
         if entity is not None:
