@@ -22,6 +22,8 @@ def _kind(path: Path) -> str:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if "intents" in raw:
         return "customer-service"
+    if "sentiment" in raw and "entities" in raw:
+        return "monitor"
     if "data" in raw and "task" in raw:
         return "train"
     raise AssertionError(f"{path}: a shipped YAML of a kind this test does not know how to run; teach it")
@@ -42,6 +44,17 @@ def test_a_shipped_yaml_runs_as_shipped_from_the_repository_root(path, tmp_path)
         manifest = json.loads((out / "domainfit.json").read_text(encoding="utf-8"))
         assert manifest["data"]["train"]["source"].startswith("examples/data/")
         assert manifest["metrics"] and (out / "report" / "model_card.md").is_file()
+    elif kind == "monitor":
+        done = run_cli("app", "monitor", "train", rel, "--output", str(out), cwd=ROOT, unset=("DOMAINFIT_DATA",),
+                       timeout=900)
+        assert done.returncode == 0, done.stderr + done.stdout
+        meta = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+        assert meta["data"]["sentiment"]["source"].endswith("examples/data/financial_phrasebank/train.csv")
+        assert meta["entities"]["count"] >= 45 and (out / meta["scorer"]["path"]).is_dir()
+        scored = run_cli("app", "monitor", "evaluate", str(out), "--data", "examples/data/financial_phrasebank/train.csv",
+                         "--json", cwd=ROOT)
+        assert scored.returncode == 0, scored.stderr
+        assert json.loads(scored.stdout)["accuracy"] > 0.6  # the sentences it was trained on
     else:
         done = run_cli("app", "customer-service", "train", rel, "--output", str(out), cwd=ROOT,
                        unset=("DOMAINFIT_DATA",), timeout=600)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from domainfit.apps.monitor.aggregates import aggregate, parse_window
-from domainfit.apps.monitor.alerts import AlertEngine, Rules, binomial_zscore, load_rules
+from domainfit.apps.monitor.alerts import AlertEngine, Rules, load_rules
+from domainfit.apps.monitor.detectors import binomial_tail, poisson_tail
 from domainfit.apps.monitor.documents import check_document, parse_time, read_documents
 from domainfit.apps.monitor.store import MonitorStore, StoredDocument
 from domainfit.core.errors import ConfigError
@@ -124,14 +125,39 @@ def test_windows_must_divide_a_day():
             parse_window(bad)
 
 
-def test_binomial_statistic_weighs_a_window_by_its_stories():
+def test_binomial_tail_weighs_a_window_by_its_stories():
     # a baseline of 10% negative over 100 stories; then 1 of 1 negative (quiet) and 8 of 10 (busy)
     k = np.array([1.0] * 10 + [1.0, 8.0])
     n = np.array([10.0] * 10 + [1.0, 10.0])
-    z = binomial_zscore(k, n, window=10, min_count=50)
+    z = binomial_tail(k, n, window=10, min_count=50)
     assert np.isnan(z[:5]).all()  # fewer than 50 stories before
-    assert z[10] < 3 < 4 < z[11]
-    assert z[11] == pytest.approx(binomial_zscore(k[:12], n[:12], window=10, min_count=50)[11])
+    assert z[10] == pytest.approx(1.24, abs=0.01)  # P(X >= 1) with p0 = 11/102: no surprise
+    assert z[11] > 4.5  # P(X >= 8 of 10) with p0 = 11/93: about 1e-6
+    assert z[11] == pytest.approx(binomial_tail(k[:12], n[:12], window=10, min_count=50)[11])  # causal
+
+
+def test_a_scan_over_a_few_windows_catches_a_surge_no_single_window_shows():
+    # one story an hour; then three hours of 6 stories each
+    x = np.array([1.0, 2.0, 0.0, 1.0, 1.0, 1.0] * 8 + [6.0, 6.0, 6.0])
+    single = poisson_tail(x, window=48, min_periods=24)
+    scan = poisson_tail(x, window=48, min_periods=24, span=3)
+    assert single[-3:].max() < 3.5 < 4.5 < scan[-1]
+    assert scan[-3] < single[-3]  # the scan pays for looking three times in its first window
+    k, n = np.array([1.0] * 48 + [3.0, 3.0, 3.0]), np.array([8.0] * 48 + [4.0, 4.0, 4.0])
+    assert binomial_tail(k, n, window=48, span=1)[-1] < 4 < binomial_tail(k, n, window=48, span=3)[-1]
+
+
+def test_poisson_tail_weighs_a_count_by_its_usual_rate_and_burstiness():
+    steady = np.array([0.0, 1.0, 0.0, 0.0, 1.0, 0.0] * 4 + [2.0, 8.0])  # a third of a story an hour, then 2, 8
+    bursty = np.array([0.0, 0.0, 0.0, 0.0, 2.0, 0.0] * 4 + [2.0, 8.0])  # the same mean, in bursts of two
+    z, zb = poisson_tail(steady, window=24, min_periods=12), poisson_tail(bursty, window=24, min_periods=12)
+    assert np.isnan(z[:12]).all()
+    assert z[-2] < 3 < 4.5 < z[-1]
+    assert zb[-1] < z[-1]  # a company named in bursts needs a bigger burst to alert
+    assert poisson_tail(steady * 10, window=24, min_periods=12)[-1] < z[-1]  # tenfold counts, tenfold spread
+    with_gap = steady.copy()
+    with_gap[:6] = np.nan  # windows without data (before the stream began) are no baseline
+    assert np.isnan(poisson_tail(with_gap, window=24, min_periods=20)[-1])
 
 
 # alert rules -------------------------------------------------------------------------------------------------------
@@ -482,3 +508,31 @@ def test_a_killed_ingest_loses_nothing_it_acknowledged_and_resending_stores_each
     assert (totals["stored"], totals["repeated"]) == (len(docs) - stored, stored)
     assert probe.count() == len(docs)
     probe.close()
+
+
+def test_a_topic_model_labels_each_document_and_aggregates_cut_by_topic(tmp_path, tiny_model):
+    from domainfit.apps.monitor import Monitor, load_recipe, train_bundle
+    from helpers import fast_settings
+    from monitor_helpers import ENTITIES, sentiment_rows
+
+    data = write_jsonl(tmp_path / "s.jsonl", sentiment_rows())
+    topics = write_jsonl(tmp_path / "t.jsonl", [{"text": r["text"], "label": "cards" if "card" in r["text"]
+                                                  else "other"} for r in sentiment_rows(seed=3)])
+    (tmp_path / "e.csv").write_text(ENTITIES, encoding="utf-8")
+    recipe = load_recipe(sentiment={"data": str(data), "model": str(tiny_model), "settings": fast_settings()},
+                         topics={"data": str(topics), "model": str(tiny_model), "settings": fast_settings()},
+                         entities=str(tmp_path / "e.csv"), export={"int8": False})
+    bundle = train_bundle(recipe, tmp_path / "bundle")
+    monitor = Monitor(bundle, f"sqlite:///{tmp_path / 'm.db'}", explain=False)
+    _ingest(monitor, stream(days=1, reprint_share=0.3), replay=True)
+    by_topic = aggregate(monitor.store, "1d", since=T0, until=T0 + 86400, by="topic")
+    assert set(by_topic["key"]) == {"cards", "other"}
+    assert by_topic["volume"].sum() == monitor.store.count()
+    stored = {d["id"]: d for d in monitor.store.documents(limit=1000)}
+    stories = [d for d in stored.values() if not d["reprint"]]
+    predicted = monitor.topics.predict([d["text"] for d in stories], top_k=1)
+    assert [d["topic"] for d in stories] == [p["label"] for p in predicted]
+    reprints = [d for d in stored.values() if d["reprint"]]
+    assert reprints and all(d["topic"] == stored[d["cluster"]]["topic"] for d in reprints)
+    assert all(d["label"] == stored[d["cluster"]]["label"] for d in reprints)  # a reprint keeps its story's mood
+    monitor.close()

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ...core.errors import ConfigError
 
-__all__ = ["parse_window", "parse_duration", "aggregate", "WindowCounts", "METRICS", "WINDOWS"]
+__all__ = ["parse_window", "parse_duration", "aggregate", "WindowCounts", "trailing_mean", "METRICS", "WINDOWS"]
 
 WINDOWS = ("15m", "1h", "1d")
 METRICS = ("volume", "unique_volume", "reprints", "negative_volume", "mean_sentiment", "negative_share", "buzz")
@@ -94,23 +94,46 @@ class WindowCounts:
         return _metrics(self.counts(first, end), keys, first, start, end, w, baseline)
 
 
+def trailing_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Per position ``t`` of the last axis: the mean of the up to ``window`` values before
+    ``t`` (0 where there are none)."""
+    c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+    t = np.arange(x.shape[-1])
+    lo = np.maximum(t - window, 0)
+    n = t - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (c[..., t] - c[..., lo]) / np.maximum(n, 1), 0.0)
+
+
 def _metrics(counts: pd.DataFrame, keys, first: int, start: int, end: int, w: int, baseline: int) -> pd.DataFrame:
     names = sorted(set(counts["key"])) if keys is None else list(keys)
-    grid = pd.MultiIndex.from_product([names, np.arange(first, end, w, dtype=np.int64)], names=["key", "bucket"])
-    full = counts.set_index(["key", "bucket"]).reindex(grid, fill_value=0).reset_index()
-    full[["volume", "unique_volume", "negative"]] = full[["volume", "unique_volume", "negative"]].astype(np.int64)
-    full["sentiment_sum"] = full["sentiment_sum"].astype(np.float64)
-    stories = full["unique_volume"].to_numpy(np.float64)
+    buckets = np.arange(first, end, w, dtype=np.int64)
+    shape = (len(names), len(buckets))
+    grids = {c: np.zeros(shape) for c in ("volume", "unique_volume", "sentiment_sum", "negative")}
+    if len(counts):
+        where = {k: i for i, k in enumerate(names)}
+        row = counts["key"].map(where)
+        col = (counts["bucket"].to_numpy(np.int64) - first) // w
+        keep = row.notna().to_numpy() & (col >= 0) & (col < len(buckets))
+        r, c = row.to_numpy()[keep].astype(np.int64), col[keep]
+        for name, grid in grids.items():
+            grid[r, c] = counts[name].to_numpy(np.float64)[keep]
+    stories = grids["unique_volume"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        full["mean_sentiment"] = np.where(stories > 0, full["sentiment_sum"] / stories, np.nan)
-        full["negative_share"] = np.where(stories > 0, full["negative"] / stories, np.nan)
-    full["reprints"] = full["volume"] - full["unique_volume"]
-    full["negative_volume"] = full["negative"]
-    past = (full.groupby("key", sort=False)["unique_volume"]
-            .transform(lambda s: s.shift(1).rolling(baseline, min_periods=1).mean()).fillna(0.0))
-    full["buzz"] = (full["unique_volume"] + 1.0) / (past + 1.0)
-    out = full[full["bucket"] >= start].rename(columns={"bucket": "window_start"})
-    return out[["key", "window_start", *METRICS]].reset_index(drop=True)
+        mean_sentiment = np.where(stories > 0, grids["sentiment_sum"] / stories, np.nan)
+        negative_share = np.where(stories > 0, grids["negative"] / stories, np.nan)
+    buzz = (stories + 1.0) / (trailing_mean(stories, baseline) + 1.0)
+    lo = int(np.searchsorted(buckets, start))
+    n = shape[1] - lo
+    cut = lambda m: m[:, lo:].reshape(-1)  # noqa: E731
+    frame = pd.DataFrame({
+        "key": np.repeat(np.array(names, dtype=object), n), "window_start": np.tile(buckets[lo:], len(names)),
+        "volume": cut(grids["volume"]).astype(np.int64), "unique_volume": cut(stories).astype(np.int64),
+        "reprints": cut(grids["volume"] - stories).astype(np.int64),
+        "negative_volume": cut(grids["negative"]).astype(np.int64), "mean_sentiment": cut(mean_sentiment),
+        "negative_share": cut(negative_share), "buzz": cut(buzz)})
+    frame.attrs["keys"] = names  # key by key, each with the same windows: callers can reshape
+    return frame
 
 
 def aggregate(store, window: str | int = "1h", *, since: int, until: int, by: str = "entity",

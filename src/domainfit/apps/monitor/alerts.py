@@ -8,13 +8,14 @@ A rules file (YAML)::
         metric: negative_share        # volume | unique_volume | reprints | negative_volume | mean_sentiment
                                       # | negative_share | buzz
         window: 1h                    # 15m | 1h | 1d | ...
-        detector: binomial            # threshold (the metric itself) | zscore | ewma | cusum | binomial
+        detector: binomial            # threshold (the metric itself) | zscore | ewma | cusum | binomial | poisson
         direction: up                 # up: alert on a rise; down: on a fall (e.g. mean_sentiment)
-        threshold: 3.0                # the detector's statistic (for `threshold`: the metric's value)
+        threshold: 4.0                # the detector's statistic (for `threshold`: the metric's value)
         recover: 1.0                  # the statistic under which a firing alert recovers (default threshold / 2)
         min_volume: 3                 # stories the window needs to fire
         baseline: 168                 # windows of the entity's own history the detector compares with
         min_history: 24               # windows with data the baseline needs before anything fires
+        span: 3                       # binomial/poisson: also judge the last 2..3 windows pooled
         cooldown: 6h                  # no new alert for the same rule and entity within this after one fired
         params: {}                    # the detector's own settings (see detectors.py)
     sinks:                            # where alerts go (default: the log)
@@ -23,12 +24,12 @@ A rules file (YAML)::
       - {type: webhook, url: "https://hooks.example.com/T0", headers_env: {Authorization: HOOK_TOKEN}}
       - {type: email, host: smtp.example.com, port: 587, from: monitor@example.com, to: [desk@example.com], starttls: true}
 
-Detectors: ``zscore``, ``ewma`` and ``cusum`` (see :mod:`.detectors`) read the metric's own
-series. ``binomial`` is for ``negative_share``: the window's negative stories against the
-share the entity had over its baseline windows, pooled, in standard errors of a binomial
-count (``(k - n p0) / sqrt(n p0 (1 - p0))``). It weighs a window by its stories, so one
-negative story in a quiet hour (a share of 100%) does not look like a surge, and 12 of 15
-in a busy one does.
+Detectors (see :mod:`.detectors`): ``zscore``, ``ewma`` and ``cusum`` read the metric's own
+series. ``binomial`` (for ``negative_share``) and ``poisson`` (for counts) read the stories
+behind it: the exact tail probability of the window's count against the entity's own history,
+written as a z-score, so one negative story in a quiet hour (a share of 100%) does not look
+like a surge, and 12 of 15 in a busy one does. Windows before the first stored document are
+no history.
 
 A window is judged once it has closed (by the clock in live ingest, by the documents' own
 times in ``--replay``). An alert fires when the statistic reaches ``threshold`` with at least
@@ -49,13 +50,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ...core.errors import ConfigError
-from .aggregates import METRICS, WindowCounts, parse_duration, parse_window
-from .detectors import DETECTORS, detect
+from .aggregates import METRICS, WindowCounts, parse_duration, parse_window, trailing_mean
+from .detectors import DETECTORS, binomial_tail, detect, poisson_tail
 from .sinks import Delivery, sink_from_config
 
-__all__ = ["Rule", "Rules", "DEFAULT_RULES", "load_rules", "AlertEngine", "binomial_zscore"]
+__all__ = ["Rule", "Rules", "DEFAULT_RULES", "load_rules", "AlertEngine", "COUNT_METRICS"]
 
 log = logging.getLogger("domainfit.monitor")
+
+
+COUNT_METRICS = ("volume", "unique_volume", "reprints", "negative_volume")
 
 
 class Rule(BaseModel):
@@ -65,13 +69,14 @@ class Rule(BaseModel):
     entity: str | list[str] = "*"
     metric: Literal[METRICS]  # type: ignore[valid-type]
     window: str = "1h"
-    detector: Literal[("threshold", "binomial") + tuple(DETECTORS)] = "zscore"  # type: ignore[valid-type]
+    detector: Literal[("threshold", "binomial", "poisson") + tuple(DETECTORS)] = "zscore"  # type: ignore[valid-type]
     direction: Literal["up", "down"] = "up"
     threshold: float
     recover: Optional[float] = None
     min_volume: int = Field(3, ge=0)
     baseline: int = Field(168, ge=2, le=10_000)
     min_history: int = Field(24, ge=2, le=10_000, description="Windows with data the baseline needs.")
+    span: int = Field(1, ge=1, le=24, description="binomial/poisson: also judge the last 2..span windows pooled.")
     cooldown: str = "6h"
     params: dict[str, Any] = Field(default_factory=dict)
     documents: int = Field(5, ge=0, le=50, description="Documents listed with an alert.")
@@ -92,6 +97,8 @@ class Rule(BaseModel):
     def _recover(self) -> "Rule":
         if self.detector == "binomial" and self.metric != "negative_share":
             raise ValueError("the binomial detector judges a share: use it with metric negative_share")
+        if self.detector == "poisson" and self.metric not in COUNT_METRICS:
+            raise ValueError(f"the poisson detector judges a count: use it with {', '.join(COUNT_METRICS)}")
         if self.min_history > self.baseline:
             raise ValueError(f"min_history ({self.min_history}) cannot exceed baseline ({self.baseline})")
         if self.recover is not None and self._sign * self.recover > self._sign * self.threshold:
@@ -138,10 +145,10 @@ DEFAULT_RULES: list[dict] = [
     # A company's news turning negative: the share of its stories labelled negative, against
     # its own last week of hours.
     {"name": "negative-surge", "metric": "negative_share", "window": "1h", "detector": "binomial",
-     "threshold": 4.0, "recover": 1.0, "min_volume": 3, "baseline": 168, "cooldown": "6h"},
+     "threshold": 4.0, "recover": 1.0, "min_volume": 3, "baseline": 168, "span": 3, "cooldown": "6h"},
     # Far more stories about a company than usual (its unique volume, reprints not counted).
-    {"name": "volume-surge", "metric": "unique_volume", "window": "1h", "detector": "zscore",
-     "threshold": 4.0, "recover": 1.5, "min_volume": 5, "baseline": 168, "cooldown": "6h"},
+    {"name": "volume-surge", "metric": "unique_volume", "window": "1h", "detector": "poisson",
+     "threshold": 4.5, "recover": 1.5, "min_volume": 5, "baseline": 168, "span": 3, "cooldown": "6h"},
 ]
 
 
@@ -164,22 +171,6 @@ def load_rules(path: str | Path | None, default: list[dict] | None = None) -> Ru
         raise ConfigError(f"{path}: {shown}") from None
 
 
-def binomial_zscore(k: np.ndarray, n: np.ndarray, *, window: int, min_count: int) -> np.ndarray:
-    """Per window ``t``: ``(k_t - n_t p0) / sqrt(n_t p0 (1 - p0))``, with ``p0`` the pooled share
-    ``(sum k + 1) / (sum n + 2)`` of the ``window`` windows before ``t`` (add-one, so a clean
-    history is not a share of exactly zero). NaN where ``n_t`` is 0 or the baseline holds fewer
-    than ``min_count`` stories. Causal: position ``t`` reads only windows up to ``t``."""
-    k, n = np.asarray(k, np.float64), np.asarray(n, np.float64)
-    ck, cn = np.concatenate([[0.0], np.cumsum(k)]), np.concatenate([[0.0], np.cumsum(n)])
-    t = np.arange(len(k))
-    lo = np.maximum(t - window, 0)
-    past_k, past_n = ck[t] - ck[lo], cn[t] - cn[lo]
-    p0 = (past_k + 1.0) / (past_n + 2.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (k - n * p0) / np.sqrt(n * p0 * (1.0 - p0))
-    return np.where((n > 0) & (past_n >= min_count), z, np.nan)
-
-
 class AlertEngine:
     """Judges the rules on closed windows and delivers what fires.
 
@@ -196,6 +187,7 @@ class AlertEngine:
                  base: Path | None = None):
         self.store, self.rules, self.names, self.explain = store, rules, names or {}, explain
         self._counts: dict[int, WindowCounts] = {}  # window length → counts read so far
+        self._frames: dict[tuple, object] = {}
         self.sinks = {}
         for i, cfg in enumerate(rules.sinks):
             sink = sink_from_config(cfg, base=base)
@@ -209,8 +201,10 @@ class AlertEngine:
         ``record_deliveries`` is false; ``deliver`` then tries the pending ones)."""
         new = []
         sinks = list(self.sinks) if record_deliveries else []
+        self._frames = {}
         for rule in self.rules.rules:
             new += self._check_rule(rule, now, start, sinks)
+        self._frames = {}
         if deliver:
             self.deliver()
         return new
@@ -226,24 +220,39 @@ class AlertEngine:
             return []
         keys = None if rule.entity == "*" else ([rule.entity] if isinstance(rule.entity, str) else rule.entity)
         lead = rule.baseline * w if rule.detector != "threshold" else 0  # the detectors' own history
-        counts = self._counts.setdefault(w, WindowCounts(self.store, w))
-        frame = counts.frame(since=first - lead, until=closed, keys=keys, baseline=rule.baseline)
+        asked = (w, first - lead, closed, tuple(keys) if keys else None, rule.baseline)
+        frame = self._frames.get(asked)  # rules of the same window and history share one table per check
+        if frame is None:
+            counts = self._counts.setdefault(w, WindowCounts(self.store, w))
+            frame = self._frames[asked] = counts.frame(since=first - lead, until=closed, keys=keys,
+                                                       baseline=rule.baseline)
         if frame.empty:
             return []
+        names = frame.attrs["keys"]  # the frame is key by key, every key the same windows
+        windows = len(frame) // len(names)
+        starts = frame["window_start"].to_numpy(np.int64)[:windows]
+        origin = self.store.oldest_epoch() or 0
+        before = starts < origin - origin % w  # windows before the first document: no data, not zero
+
+        def grid(column: str) -> np.ndarray:
+            values = frame[column].to_numpy(np.float64).reshape(len(names), windows)
+            return np.where(before, np.nan, values)
+
+        judged_from = {key: (states[key]["checked_until"] if states.get(key, {}).get("checked_until") is not None
+                             else default_from) for key in names}
+        first_column = int(np.searchsorted(starts, min(judged_from.values())))
+        stats = self._statistic(rule, grid, first_column)
+        baselines, volumes = self._baseline(rule, grid), grid("unique_volume")
         alerts, changed = [], {}
-        for key, part in frame.groupby("key", sort=True):
+        for k, key in enumerate(names):
             if not rule.applies_to(key):
                 continue
             state = dict(states.get(key) or {"firing": False, "last_fired": None, "checked_until": None})
-            since = state["checked_until"] if state["checked_until"] is not None else default_from
-            stats = self._statistic(rule, part)
-            baseline = self._baseline(rule, part)
-            for i, row in enumerate(part.itertuples(index=False)):
-                if row.window_start < since:
-                    continue
-                alert = self._judge(rule, key, row, stats[i], state, baseline[i])
-                if alert is not None:
-                    alerts.append(alert)
+            for j in range(int(np.searchsorted(starts, judged_from[key])), windows):
+                event = self._judge(rule, int(starts[j]), volumes[k, j], stats[k, j], state)
+                if event is not None:
+                    row = frame.iloc[k * windows + j]
+                    alerts.append(self._alert(rule, key, row, stats[k, j], event, baselines[k, j]))
             state["checked_until"] = closed
             changed[key] = state
         self.store.save_rule_state(rule.name, changed)
@@ -255,43 +264,53 @@ class AlertEngine:
         return stored
 
     @staticmethod
-    def _statistic(rule: Rule, part) -> np.ndarray:
-        """The rule's statistic per window of one key's aggregates (oldest first); higher is worse."""
+    def _statistic(rule: Rule, grid, start: int = 0) -> np.ndarray:
+        """The rule's statistic per key and window, ``(keys, windows)``, oldest first; higher
+        is worse. ``grid(column)`` is that aggregate as such a matrix; the exact-tail detectors
+        compute only from column ``start`` on (the windows to judge)."""
         if rule.detector == "binomial":
-            return binomial_zscore(part["negative_volume"].to_numpy(np.float64),
-                                   part["unique_volume"].to_numpy(np.float64), window=rule.baseline,
-                                   min_count=rule.min_history)
-        series = part[rule.metric].to_numpy(np.float64)
+            return binomial_tail(grid("negative_volume"), grid("unique_volume"), window=rule.baseline,
+                                 min_count=rule.min_history, span=rule.span, start=start)
+        if rule.detector == "poisson":
+            return poisson_tail(grid(rule.metric), window=rule.baseline, min_periods=rule.min_history,
+                                span=rule.span, start=start)
+        series = grid(rule.metric)
         signed = series if rule.direction == "up" else -series
         if rule.detector == "threshold":
             return signed
         params = {"min_periods": rule.min_history, **rule.params}
         if rule.detector != "ewma":  # the rolling detectors compare with the rule's baseline
             params.setdefault("window", rule.baseline)
-        return detect(rule.detector, signed, **params)
+        return np.stack([detect(rule.detector, row, **params) for row in signed]) if len(signed) else signed
 
     @staticmethod
-    def _baseline(rule: Rule, part) -> np.ndarray:
+    def _baseline(rule: Rule, grid) -> np.ndarray:
         """What each window is compared with, for people: the metric's mean over the previous
-        ``baseline`` windows (for a share, pooled over their stories)."""
+        ``baseline`` windows (for a share, pooled over their stories; NaN where no value)."""
         if rule.metric == "negative_share":
-            k = part["negative_volume"].shift(1).rolling(rule.baseline, min_periods=1).sum()
-            n = part["unique_volume"].shift(1).rolling(rule.baseline, min_periods=1).sum()
-            return (k / n.where(n > 0)).to_numpy(np.float64)
-        return part[rule.metric].shift(1).rolling(rule.baseline, min_periods=1).mean().to_numpy(np.float64)
+            k = trailing_mean(np.nan_to_num(grid("negative_volume")), rule.baseline)
+            n = trailing_mean(np.nan_to_num(grid("unique_volume")), rule.baseline)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(n > 0, k / n, np.nan)
+        values = grid(rule.metric)
+        seen = np.isfinite(values)
+        total = trailing_mean(np.where(seen, values, 0.0), rule.baseline)
+        count = trailing_mean(seen.astype(np.float64), rule.baseline)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / count, np.nan)
 
-    def _judge(self, rule: Rule, key: str, row, stat: float, state: dict, baseline: float) -> dict | None:
-        start = int(row.window_start)
-        volume = int(row.unique_volume)
+    @staticmethod
+    def _judge(rule: Rule, start: int, volume: float, stat: float, state: dict) -> str | None:
+        """``firing``, ``recovered`` or None for one window; ``state`` is updated."""
         cooling = state["last_fired"] is not None and start - state["last_fired"] < parse_duration(rule.cooldown)
         fire, recover = rule.levels()
         if not state["firing"]:
             if np.isfinite(stat) and stat >= fire and volume >= rule.min_volume and not cooling:
                 state["firing"], state["last_fired"] = True, start
-                return self._alert(rule, key, row, stat, "firing", baseline)
+                return "firing"
         elif np.isfinite(stat) and stat < recover:  # a quiet window (no stories) does not end an alert
             state["firing"] = False
-            return self._alert(rule, key, row, stat, "recovered", baseline)
+            return "recovered"
         return None
 
     def _alert(self, rule: Rule, key: str, row, stat: float, state: str, baseline: float) -> dict:

@@ -190,6 +190,7 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             export = _export_int8(recipe, staging, rows(val_ex))
             if export is not None:
                 scorer = "sentiment-int8"
+                export["source"] = "sentiment"  # the part it was made from (not the build's work folder)
         topics = None
         if topics_ds is not None:
             t = recipe.topics

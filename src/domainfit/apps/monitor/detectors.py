@@ -15,6 +15,10 @@ position ``t`` is the detector's statistic there. They are causal: position ``t`
                that persists, which no single window shows.
 =============  ==========================================================================
 
+Two more read counts rather than one series (:func:`binomial_tail` for a share of stories,
+:func:`poisson_tail` for a number of stories): their statistic is an exact tail probability
+written as a z-score, which stays honest for the small counts of one company's hour.
+
 * **Upward alarms.** Alarm on a large positive value ("higher than usual"). The z-scores
   are signed, but CUSUM only sums rises, so to detect a fall (mean sentiment dropping)
   pass ``-x`` to any of them.
@@ -38,7 +42,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["ABS_STD_FLOOR", "REL_STD_FLOOR", "rolling_zscore", "ewma_zscore", "cusum", "DETECTORS", "detect"]
+__all__ = ["ABS_STD_FLOOR", "REL_STD_FLOOR", "rolling_zscore", "ewma_zscore", "cusum", "DETECTORS", "detect",
+           "binomial_tail", "poisson_tail"]
 
 ABS_STD_FLOOR = 1e-9
 REL_STD_FLOOR = 0.01
@@ -201,3 +206,115 @@ def detect(name: str, x, **params) -> np.ndarray:
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(sorted(DETECTORS))}.") from None
     return detector(x, **params)
+
+
+def _tail_z(p: np.ndarray) -> np.ndarray:
+    """A tail probability as the standard normal quantile with the same upper tail (finite:
+    a probability under 1e-300 counts as 1e-300, about 37 standard errors)."""
+    from scipy.stats import norm
+
+    return norm.isf(np.clip(p, 1e-300, 1.0))
+
+
+def _trailing_sums(x: np.ndarray, window: int, *, inclusive: bool = False) -> np.ndarray:
+    """Per position ``t`` of the last axis: the sum of the up to ``window`` values before ``t``
+    (``inclusive``: ending at ``t``)."""
+    c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+    t = np.arange(x.shape[-1]) + (1 if inclusive else 0)
+    return c[..., t] - c[..., np.maximum(t - window, 0)]
+
+
+def _scan(tails: list[np.ndarray]) -> np.ndarray:
+    """The smallest of the tail probabilities of the spans 1..m, times m (Bonferroni: the
+    scan looked m times), as a z-score."""
+    smallest = np.minimum.reduce(tails) if len(tails) > 1 else tails[0]
+    return _tail_z(np.minimum(smallest * len(tails), 1.0))
+
+
+def binomial_tail(k, n, *, window: int = 168, min_count: int = 24, span: int = 1, start: int = 0) -> np.ndarray:
+    """How surprising the last windows' negative stories are against the share of the
+    ``window`` windows before them, ``p0 = (sum k + 1) / (sum n + 2)`` (pooled; add-one, so a
+    clean history is not a share of exactly zero): the exact binomial upper tail ``P(X >= k)``
+    of the ``k`` negative stories of ``n`` in the window, or pooled over the last 2..``span``
+    windows when that is more surprising (a scan: a surge that builds over a few windows is
+    judged on them together; the smallest tail is multiplied by ``span``), as a z-score. One
+    negative story of one is no surprise (about 1 for a 12% baseline), nine of ten is (about
+    7). NaN where ``n_t`` is 0 or NaN, or the baseline holds fewer than ``min_count`` stories,
+    and before position ``start`` (not computed: the windows already judged). Along the last
+    axis: a ``(keys, windows)`` matrix gives one series per key."""
+    from scipy.stats import binom
+
+    k, n = np.nan_to_num(np.asarray(k, np.float64)), np.nan_to_num(np.asarray(n, np.float64))
+    cut = lambda a: a[..., start:]  # noqa: E731
+    tails, enough = [], None
+    for m in range(1, span + 1):
+        recent_k, recent_n = _trailing_sums(k, m, inclusive=True), _trailing_sums(n, m, inclusive=True)
+        past_k, past_n = _shift(_trailing_sums(k, window), m - 1), _shift(_trailing_sums(n, window), m - 1)
+        p0 = (past_k + 1.0) / (past_n + 2.0)
+        tails.append(binom.sf(cut(recent_k) - 1, cut(recent_n).astype(np.int64), cut(p0)))
+        if m == 1:
+            enough = past_n >= min_count
+    return _placed(np.where(cut((n > 0) & enough), _scan(tails), np.nan), k.shape, start)
+
+
+def poisson_tail(x, *, window: int = 168, min_periods: int = 24, span: int = 1, start: int = 0) -> np.ndarray:
+    """How surprising a window's count ``x_t`` is against the ``window`` windows with data
+    before it: their mean ``lambda = (sum + 1) / (windows + 1)`` (so a company never seen has a
+    small, not a zero, rate) and their dispersion ``phi = max(1, variance / mean)``. The exact
+    upper tail ``P(X >= x_t)`` of a Poisson count (``phi = 1``) or, where the history is
+    burstier than that, of a negative binomial with the same mean and variance ``phi *
+    lambda``; with ``span`` > 1 also of the sum of the last 2..``span`` windows (a scan, as in
+    :func:`binomial_tail`); as a z-score. Counts are what a z-score of the standard deviation
+    handles worst: a quiet company's deviation is near zero, so two stories look like a storm;
+    the tail weighs them by the rate, and the dispersion keeps a company often named in
+    bursts from alerting on every burst. NaN where ``x_t`` is NaN or fewer than ``min_periods``
+    windows with data came before, and before position ``start`` (not computed)."""
+    x = np.asarray(x, np.float64)
+    seen = np.isfinite(x)
+    counts = np.where(seen, x, 0.0)
+    observed = seen.astype(np.float64)
+    cut = lambda a: a[..., start:]  # noqa: E731
+    tails = []
+    for m in range(1, span + 1):
+        windows = cut(_shift(_trailing_sums(observed, window), m - 1))
+        past = cut(_shift(_trailing_sums(counts, window), m - 1))
+        squares = cut(_shift(_trailing_sums(counts ** 2, window), m - 1))
+        tails.append(_count_tail(cut(_trailing_sums(counts, m, inclusive=True)), m, past, squares, windows))
+    enough = _trailing_sums(observed, window) >= min_periods
+    return _placed(np.where(cut(seen & enough), _scan(tails), np.nan), x.shape, start)
+
+
+def _placed(values: np.ndarray, shape: tuple, start: int) -> np.ndarray:
+    """``values`` (positions ``start`` on) in a NaN array of ``shape``."""
+    if start == 0:
+        return values
+    out = np.full(shape, np.nan)
+    out[..., start:] = values
+    return out
+
+
+def _count_tail(recent, m: int, past, squares, windows) -> np.ndarray:
+    """``P(X >= recent)`` for the sum of ``m`` windows, from the per-window mean and dispersion
+    of the history (sum, sum of squares, windows with data)."""
+    from scipy.stats import nbinom, poisson
+
+    rate = m * (past + 1.0) / (windows + 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = past / np.maximum(windows, 1.0)
+        variance = (squares - windows * mean ** 2) / np.maximum(windows - 1.0, 1.0)
+        phi = np.where(mean > 0, np.maximum(variance / np.maximum(mean, 1e-12), 1.0), 1.0)
+    tail = poisson.sf(recent - 1, rate)
+    bursty = phi > 1.0 + 1e-9
+    if bursty.any():
+        r = np.where(bursty, rate / np.where(bursty, phi - 1.0, 1.0), 1.0)  # mean rate, variance phi * rate
+        tail = np.where(bursty, nbinom.sf(recent - 1, r, r / (r + rate)), tail)
+    return tail
+
+
+def _shift(x: np.ndarray, m: int) -> np.ndarray:
+    """``x`` moved ``m`` positions later along the last axis (the first ``m`` become 0)."""
+    if m == 0:
+        return x
+    out = np.zeros_like(x)
+    out[..., m:] = x[..., :-m]
+    return out

@@ -49,7 +49,7 @@ MENTIONS = sa.Table(
     "monitor_mentions", _META,
     sa.Column("doc_id", sa.String(200), primary_key=True),
     sa.Column("entity", sa.String(200), primary_key=True),
-    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False, index=True),  # window counts read a time range
     sa.Column("subject", sa.Boolean, nullable=False),
     sa.Column("relevance", sa.Float, nullable=False),
     sa.Column("spans", sa.Text, nullable=False),
@@ -199,6 +199,20 @@ class MonitorStore:
                 conn.execute(MENTIONS.insert(), mentions)
         return len(fresh)
 
+    def story_scores(self, ids: list[str]) -> dict[str, dict]:
+        """``label``, ``p_positive``, ``p_negative`` and ``topic`` of the stored documents among
+        ``ids`` (the stories that reprints take their sentiment from)."""
+        out: dict[str, dict] = {}
+        d = DOCUMENTS
+        with self._guard(), self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(d.c.id, d.c.label, d.c.p_positive, d.c.p_negative, d.c.topic).where(
+                    d.c.id.in_(ids[i:i + 500]))
+                for r in conn.execute(q):
+                    out[r.id] = {"label": r.label, "p_positive": r.p_positive, "p_negative": r.p_negative,
+                                 "topic": r.topic}
+        return out
+
     def recent_documents(self, since_epoch: int) -> Iterator[tuple[str, str, int, str]]:
         """``(id, text, epoch, cluster)`` of the documents from ``since_epoch`` on, oldest first
         (the de-duplicator's memory after a restart)."""
@@ -211,6 +225,10 @@ class MonitorStore:
     def newest_epoch(self) -> int | None:
         with self._guard(), self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(DOCUMENTS.c.epoch))).scalar()
+
+    def oldest_epoch(self) -> int | None:
+        with self._guard(), self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.min(DOCUMENTS.c.epoch))).scalar()
 
     def count(self) -> int:
         with self._guard(), self.engine.connect() as conn:

@@ -36,14 +36,7 @@ def time_range(store: MonitorStore, window: int, since: int | None = None, until
         return None
     end = until if until is not None else newest - newest % window + window
     if since is None:
-        if span is not None:
-            since = end - span
-        else:
-            with store.engine.connect() as conn:
-                from .store import DOCUMENTS
-                import sqlalchemy as sa
-
-                since = conn.execute(sa.select(sa.func.min(DOCUMENTS.c.epoch))).scalar()
+        since = end - span if span is not None else store.oldest_epoch()
     return since, end
 
 
