@@ -205,6 +205,16 @@ def test_shipped_yaml_loads(path):
         get_method(recipe.intents.method)
         assert read_answers(recipe.answers) and Path(recipe.intents.data).name == "train.csv"
         return
+    if "sentiment" in yaml.safe_load(path.read_text(encoding="utf-8")):  # an app recipe (monitoring)
+        from pathlib import Path
+
+        from domainfit.apps.monitor import load_recipe, load_rules, read_entities
+
+        recipe = load_recipe(path)
+        get_method(recipe.sentiment.method)
+        assert len(read_entities(recipe.entities)) >= 45 and Path(recipe.sentiment.data).name == "train.csv"
+        assert load_rules(recipe.rules).rules
+        return
     cfg = load_config(path)
     get_method(cfg.method.name).parse(cfg.method.options)
     assert cfg.output and cfg.data.train

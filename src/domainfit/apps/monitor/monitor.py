@@ -125,7 +125,8 @@ class Monitor:
         ids = {d["id"] for d in docs}
         stories = {c for (c, _), d in zip(clusters, docs) if c != d["id"] and c not in ids}
         known = self.store.story_scores(sorted(stories)) if stories else {}
-        scored = [i for i, ((c, _), d) in enumerate(zip(clusters, docs)) if c == d["id"] or c not in ids | set(known)]
+        available = ids | set(known)  # stories whose scores this batch will have
+        scored = [i for i, ((c, _), d) in enumerate(zip(clusters, docs)) if c == d["id"] or c not in available]
         scores = self._model_scores([docs[i]["text"] for i in scored])
         by_id = {docs[i]["id"]: s for i, s in zip(scored, scores)}
         out = []

@@ -10,7 +10,8 @@
 * ``GET /v1/monitor/alerts?since=7d&entity=ID&order=oldest|newest``; ``GET /v1/monitor/export.csv?window=1h&entity=ID``;
 * ``GET /monitor``: the dashboard (plain HTML, CSS and its own script drawing SVG charts; no CDN).
 
-The sentiment model is also served as ``/v1/models/sentiment/predict`` like any model. A
+The model that scores the stream is also served like any model, under its folder's name
+(``/v1/models/sentiment-int8/predict``, or ``sentiment`` without the int8 copy). A
 background task judges the alerts every ``check_seconds`` (windows close with the clock even
 when no document arrives) and retries pending deliveries.
 """
@@ -221,7 +222,7 @@ def create_monitor_app(bundle: str | Path, settings: ServeSettings | None = None
                        db_url: str = "sqlite:///monitor.db", rules: str | Path | None = None,
                        max_documents: int | None = None, check_seconds: float = 60.0):
     """The server for a monitoring bundle: documents, the monitoring API, the dashboard, and
-    the sentiment model under ``/v1/models/sentiment/predict``."""
+    the stream's sentiment model under ``/v1/models/{its folder}/predict``."""
     from dataclasses import replace
 
     from .bundle import read_bundle
