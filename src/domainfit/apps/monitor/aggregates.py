@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ...core.errors import ConfigError
+from .detectors import trailing_sums
 
 __all__ = ["parse_window", "parse_duration", "aggregate", "WindowCounts", "trailing_mean", "METRICS", "WINDOWS"]
 
@@ -97,12 +98,8 @@ class WindowCounts:
 def trailing_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Per position ``t`` of the last axis: the mean of the up to ``window`` values before
     ``t`` (0 where there are none)."""
-    c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
-    t = np.arange(x.shape[-1])
-    lo = np.maximum(t - window, 0)
-    n = t - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, (c[..., t] - c[..., lo]) / np.maximum(n, 1), 0.0)
+    n = np.minimum(np.arange(x.shape[-1]), window)
+    return np.where(n > 0, trailing_sums(x, window) / np.maximum(n, 1), 0.0)
 
 
 def _metrics(counts: pd.DataFrame, keys, first: int, start: int, end: int, w: int, baseline: int) -> pd.DataFrame:

@@ -43,7 +43,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["ABS_STD_FLOOR", "REL_STD_FLOOR", "rolling_zscore", "ewma_zscore", "cusum", "DETECTORS", "detect",
-           "binomial_tail", "poisson_tail"]
+           "binomial_tail", "poisson_tail", "trailing_sums"]
 
 ABS_STD_FLOOR = 1e-9
 REL_STD_FLOOR = 0.01
@@ -216,7 +216,7 @@ def _tail_z(p: np.ndarray) -> np.ndarray:
     return norm.isf(np.clip(p, 1e-300, 1.0))
 
 
-def _trailing_sums(x: np.ndarray, window: int, *, inclusive: bool = False) -> np.ndarray:
+def trailing_sums(x: np.ndarray, window: int, *, inclusive: bool = False) -> np.ndarray:
     """Per position ``t`` of the last axis: the sum of the up to ``window`` values before ``t``
     (``inclusive``: ending at ``t``)."""
     c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
@@ -248,8 +248,8 @@ def binomial_tail(k, n, *, window: int = 168, min_count: int = 24, span: int = 1
     cut = lambda a: a[..., start:]  # noqa: E731
     tails, enough = [], None
     for m in range(1, span + 1):
-        recent_k, recent_n = _trailing_sums(k, m, inclusive=True), _trailing_sums(n, m, inclusive=True)
-        past_k, past_n = _shift(_trailing_sums(k, window), m - 1), _shift(_trailing_sums(n, window), m - 1)
+        recent_k, recent_n = trailing_sums(k, m, inclusive=True), trailing_sums(n, m, inclusive=True)
+        past_k, past_n = _shift(trailing_sums(k, window), m - 1), _shift(trailing_sums(n, window), m - 1)
         p0 = (past_k + 1.0) / (past_n + 2.0)
         tails.append(binom.sf(cut(recent_k) - 1, cut(recent_n).astype(np.int64), cut(p0)))
         if m == 1:
@@ -276,11 +276,11 @@ def poisson_tail(x, *, window: int = 168, min_periods: int = 24, span: int = 1, 
     cut = lambda a: a[..., start:]  # noqa: E731
     tails = []
     for m in range(1, span + 1):
-        windows = cut(_shift(_trailing_sums(observed, window), m - 1))
-        past = cut(_shift(_trailing_sums(counts, window), m - 1))
-        squares = cut(_shift(_trailing_sums(counts ** 2, window), m - 1))
-        tails.append(_count_tail(cut(_trailing_sums(counts, m, inclusive=True)), m, past, squares, windows))
-    enough = _trailing_sums(observed, window) >= min_periods
+        windows = cut(_shift(trailing_sums(observed, window), m - 1))
+        past = cut(_shift(trailing_sums(counts, window), m - 1))
+        squares = cut(_shift(trailing_sums(counts ** 2, window), m - 1))
+        tails.append(_count_tail(cut(trailing_sums(counts, m, inclusive=True)), m, past, squares, windows))
+    enough = trailing_sums(observed, window) >= min_periods
     return _placed(np.where(cut(seen & enough), _scan(tails), np.nan), x.shape, start)
 
 
