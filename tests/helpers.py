@@ -168,3 +168,26 @@ STORED = {
     "prompt": lambda k: k.startswith("encoder.prompt_encoder."),
     "zeroshot": lambda k: False,
 }
+
+
+def headless_chromium(*flags: str, browser_log: bool = False):
+    """A selenium driver for Debian's Chromium in headless mode (extra command-line ``flags``;
+    ``browser_log`` keeps the console log for ``driver.get_log("browser")``); the test is
+    skipped where selenium, chromium or chromedriver is missing."""
+    import shutil
+
+    import pytest
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if not browser or not driver_path:
+        pytest.skip("Chromium and chromedriver are not installed (make browser installs Debian's chromium and "
+                    "chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *flags):
+        options.add_argument(flag)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)

@@ -19,7 +19,7 @@ from domainfit.apps.customer_service.server import create_chat_app
 from domainfit.core.errors import ConfigError, DataError, DomainfitError
 from domainfit.ood import OutOfScopeDetector, auroc, budgets, calibrate, tradeoff
 from domainfit.serving import ServeSettings
-from helpers import fast_settings, run_cli, running_app
+from helpers import fast_settings, headless_chromium, run_cli, running_app
 
 KEY = "cs-admin-key"
 INTENT_PHRASES = {
@@ -618,22 +618,13 @@ def test_chat_requires_the_key_when_told(bundle, tmp_path):
 @pytest.mark.integration
 def test_web_chat_page_in_headless_chromium(bundle, tmp_path):
     """Types a message into /chat in a real browser and waits for the assistant's answer."""
-    webdriver = pytest.importorskip("selenium.webdriver")
+    pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not browser or not driver_path:
-        pytest.skip("Chromium and chromedriver are not installed (make test installs Debian's chromium and "
-                    "chromium-driver)")
     app = create_chat_app(bundle, ServeSettings(), db_url=f"sqlite:///{tmp_path / 'conv.db'}")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
     with running_app(app) as url:
-        driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
+        driver = headless_chromium()
         try:
             driver.get(f"{url}/chat")
             box = driver.find_element(By.ID, "message")

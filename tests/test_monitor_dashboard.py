@@ -18,7 +18,7 @@ from domainfit.apps.monitor import Monitor
 from domainfit.apps.monitor.documents import check_document
 from domainfit.apps.monitor.server import create_monitor_app
 from domainfit.serving import ServeSettings
-from helpers import running_app
+from helpers import headless_chromium, running_app
 from monitor_helpers import T0, build_bundle, stream
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "monitor-dashboard.png"
@@ -50,22 +50,6 @@ def monitored(tmp_path_factory, tiny_model):
     return bundle, db_url
 
 
-def _chromium():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not browser or not driver_path:
-        pytest.skip("Chromium and chromedriver are not installed (make browser installs Debian's chromium and "
-                    "chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,2200"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
-
-
 def _wait_ready(url: str) -> None:
     """The monitor loads in the server's startup; wait until its API answers."""
     deadline = time.time() + 30
@@ -87,7 +71,7 @@ def test_dashboard_in_headless_chromium(monitored, tmp_path):
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     bundle, db_url = monitored
-    driver = _chromium()
+    driver = headless_chromium("--window-size=1400,2200", browser_log=True)
     app = create_monitor_app(bundle, ServeSettings(), db_url=db_url, check_seconds=3600)
     try:
         with running_app(app) as url:
