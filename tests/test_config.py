@@ -215,6 +215,16 @@ def test_shipped_yaml_loads(path):
         assert len(read_entities(recipe.entities)) >= 45 and Path(recipe.sentiment.data).name == "train.csv"
         assert load_rules(recipe.rules).rules
         return
+    if "interactions" in yaml.safe_load(path.read_text(encoding="utf-8")):  # an app recipe (recommendation)
+        from domainfit.apps.recommend import load_recipe
+        from domainfit.apps.recommend.data import read_interactions, read_items
+
+        recipe = load_recipe(path)
+        items = read_items(recipe.items, recipe.columns.items)
+        data = read_interactions(recipe.interactions, items, recipe.columns.interactions,
+                                 threshold=recipe.positive_rating)
+        assert len(items) >= 50 and data.positive.any() and not data.positive.all()
+        return
     cfg = load_config(path)
     get_method(cfg.method.name).parse(cfg.method.options)
     assert cfg.output and cfg.data.train

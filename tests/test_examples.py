@@ -24,6 +24,8 @@ def _kind(path: Path) -> str:
         return "customer-service"
     if "sentiment" in raw and "entities" in raw:
         return "monitor"
+    if "interactions" in raw and "items" in raw:
+        return "recommend"
     if "data" in raw and "task" in raw:
         return "train"
     raise AssertionError(f"{path}: a shipped YAML of a kind this test does not know how to run; teach it")
@@ -55,6 +57,17 @@ def test_a_shipped_yaml_runs_as_shipped_from_the_repository_root(path, tmp_path)
                          "--json", cwd=ROOT)
         assert scored.returncode == 0, scored.stderr
         assert json.loads(scored.stdout)["accuracy"] > 0.6  # the sentences it was trained on
+    elif kind == "recommend":
+        done = run_cli("app", "recommend", "train", rel, "--output", str(out), cwd=ROOT, unset=("DOMAINFIT_DATA",),
+                       timeout=900)
+        assert done.returncode == 0, done.stderr + done.stdout
+        meta = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+        assert meta["recipe"]["items"].endswith("examples/data/movielens_latest_small/items.csv")
+        assert meta["items"]["count"] == 120 and set(meta["components"]) >= {"ease", "tower"}
+        shown = run_cli("app", "recommend", "recommend", str(out), "--user", "1", "-k", "5", "--json", cwd=ROOT)
+        assert shown.returncode == 0, shown.stderr
+        items = json.loads(shown.stdout)["items"]
+        assert len(items) == 5 and all(r["because"] for r in items)
     else:
         done = run_cli("app", "customer-service", "train", rel, "--output", str(out), cwd=ROOT,
                        unset=("DOMAINFIT_DATA",), timeout=600)

@@ -1,15 +1,17 @@
-"""What every app's recipe shares: turning pydantic's validation errors into one message in
-the recipe's terms (the key, what is wrong, and the keys allowed where an unknown one is)."""
+"""What every app's recipe shares: reading it (a YAML file, or the same given as options), and
+turning pydantic's validation errors into one message in the recipe's terms (the key, what is
+wrong, and the keys allowed where an unknown one is)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import ConfigError
 
-__all__ = ["recipe_error"]
+__all__ = ["recipe_error", "read_recipe"]
 
 
 def _fields_at(model: Any, loc: tuple) -> list[str]:
@@ -39,3 +41,28 @@ def recipe_error(exc: ValidationError, header: str, model: type[BaseModel]) -> C
         else:
             lines.append(f"{where}: {e['msg']}")
     return ConfigError(header + ":\n  " + "\n  ".join(lines))
+
+
+def read_recipe(model: Any, path: str | Path | None, given: dict, what: str, keys: str):
+    """An app's recipe (a pydantic ``model`` with a ``resolved(base)`` method): read from the
+    YAML file ``path`` (relative paths against its folder; ``${NAME:-default}`` read from the
+    environment), or built from ``given`` (paths relative to the working folder).
+
+    ``what`` names the app in messages ("monitoring"); ``keys`` lists its main keys
+    ("sentiment:, entities:").
+    """
+    from ..core.config import read_yaml
+
+    if path is None:
+        try:
+            return model(**given).resolved(Path.cwd())
+        except ValidationError as exc:
+            raise recipe_error(exc, f"The options do not make a valid {what} recipe", model) from None
+    path = Path(path)
+    data = read_yaml(path, "recipe")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping ({keys}, ...).")
+    try:
+        return model(**data).resolved(path.parent.resolve())
+    except ValidationError as exc:
+        raise recipe_error(exc, f"{path} is not a valid {what} recipe", model) from None

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ...core.errors import ConfigError
 from ...ood import DEFAULT_ACCURACY_LOSS, METHODS
-from ..recipes import recipe_error
+from ..recipes import read_recipe, recipe_error
 
 __all__ = ["Recipe", "load_recipe", "DEFAULT_FALLBACK"]
 
@@ -156,21 +156,7 @@ def _explain(exc: ValidationError, header: str) -> ConfigError:
 def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
     """Read a recipe YAML (relative paths against its folder; ``${NAME:-default}`` read from
     the environment), or build one from ``given`` (paths relative to the working folder)."""
-    from ...core.config import read_yaml
-
-    if path is None:
-        try:
-            return Recipe(**given).resolved(Path.cwd())
-        except ValidationError as exc:
-            raise _explain(exc, "The options do not make a valid customer-service recipe") from None
-    path = Path(path)
-    data = read_yaml(path, "recipe")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe is a mapping (intents:, answers:, faq:, ...).")
-    try:
-        return Recipe(**data).resolved(path.parent.resolve())
-    except ValidationError as exc:
-        raise _explain(exc, f"{path} is not a valid customer-service recipe") from None
+    return read_recipe(Recipe, path, given, "customer-service", "intents:, answers:, faq:")
 
 
 def recipe_from_options(recipe: str | Path | None = None, *, intents: str | None = None, answers: str | None = None,

@@ -28,10 +28,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...core.errors import ConfigError
-from ..recipes import recipe_error
+from ..recipes import read_recipe
 from .aggregates import parse_duration
 
 __all__ = ["Recipe", "load_recipe", "recipe_from_options", "SENTIMENTS"]
@@ -125,21 +125,7 @@ class Recipe(_Strict):
 
 def load_recipe(path: str | Path | None = None, **given: Any) -> Recipe:
     """Read a recipe YAML, or build one from ``given`` (paths relative to the working folder)."""
-    from ...core.config import read_yaml
-
-    if path is None:
-        try:
-            return Recipe(**given).resolved(Path.cwd())
-        except ValidationError as exc:
-            raise recipe_error(exc, "The options do not make a valid monitoring recipe", Recipe) from None
-    path = Path(path)
-    data = read_yaml(path, "recipe")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe is a mapping (sentiment:, entities:, ...).")
-    try:
-        return Recipe(**data).resolved(path.parent.resolve())
-    except ValidationError as exc:
-        raise recipe_error(exc, f"{path} is not a valid monitoring recipe", Recipe) from None
+    return read_recipe(Recipe, path, given, "monitoring", "sentiment:, entities:")
 
 
 def recipe_from_options(recipe: str | Path | None = None, *, sentiment_data: str | None = None,
