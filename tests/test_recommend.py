@@ -391,3 +391,14 @@ def test_als_folds_users_in_from_their_history():
     probe = Histories([groups[0][:3], groups[1][:3]], [np.ones(3, bool)] * 2, np.zeros(2))
     scores = als.scores(probe, 20)
     assert scores[0, 3:10].mean() > scores[0, 10:20].mean() and scores[1, 13:20].mean() > scores[1, 0:10].mean()
+
+
+def test_tower_vectors_of_added_items_match_a_fresh_computation(rec):
+    tower = rec.components["tower"]
+    before = rec._tower_vectors().copy()
+    twins = Items(["t1", "t2"], rec.items.texts[:2], np.array([np.nan, np.nan]), ["t1", "t2"])
+    rec.add_items(twins, rec.vectors[:2].copy())
+    grown = rec._tower_vectors()
+    tower._item_cache = None
+    np.testing.assert_allclose(grown, rec._tower_vectors(), atol=1e-6)
+    np.testing.assert_allclose(grown[-2:], before[:2], atol=1e-6)

@@ -111,14 +111,18 @@ class TextTower(Component):
         return block
 
     def item_vectors(self, E: np.ndarray) -> np.ndarray:
-        """The tower's item vectors for text vectors ``E`` (cached for the same catalogue size)."""
-        if self._item_cache is not None and self._item_cache[0] == len(E):
-            return self._item_cache[1]
+        """The tower's item vectors for text vectors ``E`` (cached; items appended to the
+        catalogue since are computed alone). The cache is cleared when the tower is refitted."""
+        done = np.zeros((0, self.dim), dtype=np.float32)
+        if self._item_cache is not None and self._item_cache[0] <= len(E):
+            if self._item_cache[0] == len(E):
+                return self._item_cache[1]
+            done = self._item_cache[1]  # the catalogue grew: only the new items are computed
         torch = _torch()
         with torch.no_grad():
-            out = np.concatenate([self._items(torch.from_numpy(np.ascontiguousarray(E[s:s + 65536]))).numpy()
-                                  for s in range(0, len(E), 65536)]) if len(E) else np.zeros((0, self.dim),
-                                                                                            dtype=np.float32)
+            parts = [self._items(torch.from_numpy(np.ascontiguousarray(E[s:s + 65536]))).numpy()
+                     for s in range(len(done), len(E), 65536)]
+        out = np.concatenate([done, *parts]) if parts else done
         self._item_cache = (len(E), out)
         return out
 
