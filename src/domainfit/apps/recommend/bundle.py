@@ -34,7 +34,7 @@ from ...core.ui import escape, say
 from .components import FitData, make_component
 from .data import Interactions, Items, leave_last_out, read_interactions, read_items
 from .history import Histories
-from .hybrid import choose_weights
+from .hybrid import choose_weights, hit_ranks
 from .model import Hybrid, Recommender, embed_items
 from .recipe import Recipe
 
@@ -169,7 +169,7 @@ def _validation_weights(recipe: Recipe, items: Items, vectors: np.ndarray, data:
     say(f"validation: scoring {len(users):,} users' held-out likes with {len(comps)} components...")
     z = scratch.zscores(hist)
     blocked = hist.seen(len(items)).toarray().astype(bool)
-    taste, stats = _niche(train, counts, h.niche_threshold, users)
+    taste, _ = _niche(train, counts, h.niche_threshold, users)
     hybrid, report = choose_weights(z, rows, targets, blocked, counts, niche=taste, edges=tuple(h.edges), k=h.k,
                                     cold_threshold=h.cold_threshold, cold_weight=h.cold_weight, rounds=h.rounds)
     hybrid.niche_threshold = h.niche_threshold
@@ -178,8 +178,7 @@ def _validation_weights(recipe: Recipe, items: Items, vectors: np.ndarray, data:
     for name, values in z.items():
         S = values.copy()
         S[blocked] = -np.inf
-        ranks = (S[rows] > S[rows, targets][:, None]).sum(1)
-        hit = ranks < h.k
+        hit = hit_ranks(S, rows, targets) < h.k
         cold = counts[targets] < h.cold_threshold
         alone[name] = {"recall": float(hit.mean()), "cold_recall": float(hit[cold].mean()) if cold.any() else 0.0}
     report["components_alone"] = alone
