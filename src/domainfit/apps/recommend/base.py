@@ -3,6 +3,7 @@ as a JSON config plus named arrays (safetensors, no pickle)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,17 +34,18 @@ class FitData:
         return self._positives
 
 
-class Component:
+class Component(ABC):
     """A scorer: ``fit`` on :class:`FitData`, ``scores`` for histories, saved as config + arrays."""
 
     name: ClassVar[str]
 
+    @abstractmethod
     def fit(self, data: FitData) -> "Component":
-        raise NotImplementedError
+        """Learn from the training histories; returns the component."""
 
+    @abstractmethod
     def scores(self, hist: Histories, n_items: int, context: Any = None) -> np.ndarray:
         """Raw scores ``(len(hist), n_items)`` float32 (items beyond those fitted score 0)."""
-        raise NotImplementedError
 
     def scores_of(self, hist: Histories, n_items: int, columns: np.ndarray, context: Any = None) -> np.ndarray:
         """Raw scores of the items ``columns`` only ``(len(hist), len(columns))``."""

@@ -201,7 +201,10 @@ def recommend_add_items(
 
     quiet_transformers()
     columns = read_bundle(bundle).get("recipe", {}).get("columns", {}).get("items", {})
-    header = items.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0] if items.is_file() else ""
+    header = ""
+    if items.is_file():
+        with open(items, encoding="utf-8", errors="replace") as f:
+            header = f.readline()
     if "item" in [h.strip() for h in header.split(",")] or items.suffix.lower() in (".jsonl", ".ndjson"):
         columns = {}  # the file uses our own names
     added = add_items(bundle, items, columns)

@@ -25,15 +25,15 @@ from .model import Recommender
 __all__ = ["ranking_metrics", "evaluate_bundle", "user_metrics"]
 
 
-def user_metrics(top: np.ndarray, relevant: set[int], k: int) -> tuple[float, float, float, int]:
-    """``(recall, ndcg, mrr, hits)`` of one user's ranked item indices."""
+def user_metrics(top: np.ndarray, relevant: set[int], k: int) -> tuple[float, float, float]:
+    """``(recall, ndcg, mrr)`` of one user's ranked item indices."""
     hits = [int(i) in relevant for i in top[:k]]
     n_hits = sum(hits)
     recall = n_hits / len(relevant)
     dcg = sum(1.0 / np.log2(r + 2) for r, h in enumerate(hits) if h)
     ideal = sum(1.0 / np.log2(r + 2) for r in range(min(len(relevant), k)))
     first = next((r for r, h in enumerate(hits) if h), None)
-    return recall, dcg / ideal, (1.0 / (first + 1)) if first is not None else 0.0, n_hits
+    return recall, dcg / ideal, (1.0 / (first + 1)) if first is not None else 0.0
 
 
 def ranking_metrics(rankings: dict[int, np.ndarray], test: dict[int, set[int]], counts: np.ndarray,
@@ -46,7 +46,7 @@ def ranking_metrics(rankings: dict[int, np.ndarray], test: dict[int, set[int]], 
     for user, relevant in test.items():
         top = rankings[user][:k]
         shown.update(int(i) for i in top)
-        r, n, m, _ = user_metrics(top, relevant, k)
+        r, n, m = user_metrics(top, relevant, k)
         recalls.append(r)
         ndcgs.append(n)
         mrrs.append(m)
