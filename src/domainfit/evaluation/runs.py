@@ -24,7 +24,7 @@ from ..core.io import atomic_write_text
 from .metrics import metric_is_better
 
 __all__ = ["RunSummary", "Row", "Comparison", "summarize_run", "compare", "format_value", "comparison_markdown",
-           "comparison_html", "write_comparison"]
+           "comparison_html", "write_comparison", "curves_png"]
 
 Curve = list[tuple[int, float]]
 
@@ -320,6 +320,13 @@ def comparison_html(comparison: Comparison, png: bytes | None = None) -> str:
         parts.append(f"<h2>Learning curves</h2><img alt='Learning curves' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def curves_png(comparison: Comparison) -> bytes | None:
+    """The runs' learning curves overlaid, as PNG bytes (None when no run has a curve)."""
+    from .plots import learning_curves_png
+
+    return learning_curves_png(_curve_runs(comparison)) if _has_curves(comparison) else None
 
 
 def write_comparison(comparison: Comparison, path: str | Path) -> Path:

@@ -26,7 +26,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["AutoChoice", "choose_method", "FEW_SHOT_MAX"]
+__all__ = ["AutoChoice", "choose_method", "FEW_SHOT_MAX", "estimate_minutes", "duration", "parameter_count"]
 
 FEW_SHOT_MAX = 16
 # Training examples per second, all-MiniLM-L6-v2 (22.7 M parameters), 2 cores, bf16, Banking77
@@ -53,7 +53,8 @@ class AutoChoice:
     epochs: float | None = None
 
 
-def _parameters(base) -> float:
+def parameter_count(base) -> float:
+    """The base model's parameter count, from its config (the reference model's when unreadable)."""
     import json
 
     try:
@@ -114,7 +115,7 @@ def choose_method(cfg, task, examples: list, base) -> AutoChoice:
             return AutoChoice("fewshot", f"{n} examples over {len(counts)} classes, median {median:g} per class "
                                          f"(≤ {FEW_SHOT_MAX}: few-shot)")
     bf16 = resolve_precision(cfg.training.precision)
-    params = _parameters(base)
+    params = parameter_count(base)
     epochs = cfg.training.epochs
     full = estimate_minutes(n, epochs, params, bf16)
     when = duration(full)

@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import DomainfitError, RequestError
 
-__all__ = ["ApiError", "error_body", "error_bytes", "error_response", "request_id", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "error_bytes", "error_page", "error_response", "request_id",
+           "install_error_handlers"]
 
 log = logging.getLogger("domainfit.serve")
 
@@ -35,6 +36,16 @@ def error_bytes(code: str, message: str, request_id: str) -> bytes:
     # ASCII with escapes: a message quoting a client's string that UTF-8 cannot encode
     # (a lone surrogate) is still a valid body.
     return json.dumps(error_body(code, message, request_id), ensure_ascii=True).encode()
+
+
+def error_page(status: int, message: str, request_id: str) -> bytes:
+    """The same error as a small HTML page, for a browser that posted a form."""
+    import html
+
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error {status}</title></head>'
+            f'<body><main><h1>Error {status}</h1><p role="alert">{html.escape(message)}</p>'
+            f'<p><a href="/">Home</a> · request {html.escape(request_id)}</p></main>'
+            '</body></html>').encode("utf-8", "replace")
 
 
 def error_response(status: int, code: str, message: str, request_id: str,

@@ -5,14 +5,19 @@ the body size limit and read timeout, latency and status metrics, one log line p
 Refused before any body is read (each with the one JSON error shape):
 
 * a body that is not ``application/json`` (415): the JSON API reads nothing else, and a
-  web page can only send JSON to another site after a CORS check this server never passes;
+  web page can only send JSON to another site after a CORS check this server never passes
+  (under ``form_paths``, the console's pages, HTML forms are read too: they are protected by
+  the cross-site check below and by their pages' CSRF tokens);
 * a cross-site browser request that writes (``POST``, ``PUT``, ``PATCH``, ``DELETE``) from
   an origin that is not this server's or one of ``allowed_origins`` (403), read from
   ``Origin`` and ``Sec-Fetch-Site``;
 * a request without the right key, where every writing endpoint needs one (admin
   endpoints, and all of them with ``require_key``), so a keyless client cannot make the
   server buffer bodies;
-* a ``Content-Length`` over ``max_body_bytes`` (413).
+* a ``Content-Length`` over ``max_body_bytes`` (``max_form_bytes`` under ``form_paths``) (413).
+
+Under ``form_paths`` an error answer is a short HTML page when the request asked for HTML (a
+browser's form post), JSON otherwise.
 
 A body that takes longer than ``body_timeout`` to arrive gets 408 and the connection is
 closed (headers are timed by the HTTP protocol, see :mod:`.run`).
@@ -26,13 +31,14 @@ import time
 import uuid
 
 from .auth import key_error, presented_key
-from .errors import error_bytes
+from .errors import error_bytes, error_page
 
 __all__ = ["Guard"]
 
 log = logging.getLogger("domainfit.serve")
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class _BodyTimeout(Exception):
@@ -63,9 +69,12 @@ class Guard:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
+        page = self._form_path(scope) and "text/html" in headers.get("accept", "")
+
         async def respond(code: int, kind: str, text: str, extra: dict | None = None, close: bool = False):
-            body = error_bytes(kind, text, request_id)
-            head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            body = error_page(code, text, request_id) if page else error_bytes(kind, text, request_id)
+            kind_of_body = b"text/html; charset=utf-8" if page else b"application/json"
+            head = [(b"content-type", kind_of_body), (b"content-length", str(len(body)).encode())]
             head += [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (extra or {}).items()]
             if close:
                 head.append((b"connection", b"close"))
@@ -98,6 +107,13 @@ class Guard:
             log.info("request %s %s %s status=%s bytes=%s ms=%.1f", request_id, scope.get("method"), endpoint,
                      code, length or "-", seconds * 1000)
 
+    def _form_path(self, scope) -> bool:
+        path = scope.get("path", "")
+        return any(path.startswith(prefix) for prefix in self.settings.form_paths)
+
+    def _limit(self, scope) -> int:
+        return self.settings.max_form_bytes if self._form_path(scope) else self.settings.max_body_bytes
+
     def _refusal(self, scope, headers: dict) -> tuple | None:
         """``(status, code, message[, headers])`` for a request refused before its body is read."""
         method = scope.get("method")
@@ -105,8 +121,8 @@ class Guard:
             return None
         has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        if has_body and not (ctype == "application/json" or (ctype.startswith("application/")
-                                                            and ctype.endswith("+json"))):
+        json_body = ctype == "application/json" or (ctype.startswith("application/") and ctype.endswith("+json"))
+        if has_body and not json_body and not (ctype in FORM_TYPES and self._form_path(scope)):
             return (415, "unsupported_media_type", "send the body as JSON, with 'Content-Type: application/json'")
         if self._cross_site(scope, headers):
             return (403, "cross_site", "cross-site requests from a web page are refused (the server allows "
@@ -116,7 +132,7 @@ class Guard:
             if error is not None:
                 return (error.status, error.code, error.message)
         length = headers.get("content-length")
-        limit = self.settings.max_body_bytes
+        limit = self._limit(scope)
         if length is not None and (not length.isdigit() or int(length) > limit):
             return (413, "body_too_large", f"the request body is larger than {limit} bytes")
         return None
@@ -134,7 +150,7 @@ class Guard:
 
     async def _forward(self, scope, receive, send, respond, state, length) -> None:
         """Run the app with the body read under the size limit and the read timeout."""
-        limit = self.settings.max_body_bytes
+        limit = self._limit(scope)
         deadline = asyncio.get_running_loop().time() + self.settings.body_timeout
         progress = {"size": 0, "done": scope.get("method") not in WRITES}
 

@@ -32,6 +32,10 @@ class ServeSettings:
             API from a browser; other cross-site browser requests are refused (403).
         db_url: the feedback store (a SQLAlchemy URL), checked when the settings are made.
         poll_seconds: how often a registry server looks for promotions.
+        form_paths: path prefixes of web pages that post HTML forms (the console): there a
+            body may also be a form (``application/x-www-form-urlencoded``,
+            ``multipart/form-data``, e.g. a file upload) of up to ``max_form_bytes``, and an
+            error a browser asked a page for is an HTML page; the cross-site check holds there too.
         log_predictions: keep each prediction in the prediction log (same database as the
             feedback): request id, time, model and version, sha256 of the input, top label
             and score. log_sample: the share of predicted items kept. log_texts: keep the
@@ -53,6 +57,8 @@ class ServeSettings:
     allowed_origins: tuple[str, ...] = ()
     db_url: str = "sqlite:///feedback.db"
     poll_seconds: float = 1.0
+    form_paths: tuple[str, ...] = ()
+    max_form_bytes: int = 1 << 20
     log_predictions: bool = False
     log_sample: float = 1.0
     log_texts: bool = False
@@ -65,7 +71,8 @@ class ServeSettings:
             raise DomainfitError("--require-key needs an API key: pass --api-key or set DOMAINFIT_API_KEY.")
         if self.max_queue is None:
             self.max_queue = 8 * self.max_batch
-        for name in ("max_body_bytes", "max_texts", "max_chars", "max_batch", "max_queue", "max_connections"):
+        for name in ("max_body_bytes", "max_texts", "max_chars", "max_batch", "max_queue", "max_connections",
+                     "max_form_bytes"):
             if getattr(self, name) < 1:
                 raise DomainfitError(f"{name} must be at least 1.")
         for name in ("request_timeout", "header_timeout", "body_timeout"):

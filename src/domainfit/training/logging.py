@@ -26,7 +26,7 @@ class RunLogger:
     sends the same points to ``tracker`` (``train/loss``, ``train/learning_rate``,
     ``train/epoch``; ``eval/<metric>``), and drives the bar. The tracker is its opener's to close.
 
-    ``metrics.jsonl`` lines: ``{"step", "epoch", "loss", "lr", "examples_per_s"}`` for
+    ``metrics.jsonl`` lines: ``{"step", "total", "epoch", "loss", "lr", "examples_per_s"}`` for
     training and ``{"step", "epoch", "val_<metric>", "best"}`` for validation.
     """
 
@@ -86,8 +86,8 @@ class RunLogger:
             self._progress.update(self._task, completed=step, loss=f"{info['loss']:.4f}", speed=f"{speed:.0f}")
         if step % LOG_EVERY == 0 or step == self.total:  # the last point too: a short run has a curve
             loss = sum(self._losses) / len(self._losses)
-            self._write({"step": step, "epoch": round(info["epoch"], 4), "loss": loss, "lr": info["lr"],
-                         "examples_per_s": speed, "time": time.time()})
+            self._write({"step": step, "total": self.total, "epoch": round(info["epoch"], 4), "loss": loss,
+                         "lr": info["lr"], "examples_per_s": speed, "time": time.time()})
             self.tracker.log_metrics(train_metrics(loss, info["lr"], round(info["epoch"], 4)), step)
             self._losses, self._examples, self._seconds = [], 0, 0.0
 
