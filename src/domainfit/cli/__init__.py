@@ -19,7 +19,7 @@ import typer
 
 from ..core.errors import DomainfitError
 from ..core.ui import console, escape, print_json
-from . import deploy, evaluate, improve, runs, search, train
+from . import deploy, evaluate, improve, runs, search, train, webconsole
 from .apps import apps_app
 
 __all__ = ["app", "main"]
@@ -78,7 +78,7 @@ def version(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
         typer.echo(line)
 
 
-for _area in (train, evaluate, search, deploy, improve, runs):
+for _area in (train, evaluate, search, deploy, improve, runs, webconsole):
     app.add_typer(_area.app)
 app.add_typer(apps_app, name="app")
 
