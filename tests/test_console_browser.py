@@ -125,7 +125,7 @@ def test_console_from_upload_to_served_model(tiny_model, tmp_path):
             model.clear()
             model.send_keys(str(tiny_model))
             Select(driver.find_element(By.ID, "method")).select_by_value("full")
-            driver.find_element(By.ID, "epochs").send_keys("5")
+            driver.find_element(By.ID, "epochs").send_keys("3")
             driver.find_element(By.ID, "batch_size").send_keys("1")
             driver.find_element(By.ID, "name").send_keys("intents")
             shot(driver, tmp_path, "train")
@@ -167,9 +167,9 @@ def test_console_from_upload_to_served_model(tiny_model, tmp_path):
             name.clear()
             name.send_keys("intents")
             driver.find_element(By.CSS_SELECTOR, "form[action='/console/deploy/add'] button").click()
-            wait_for(lambda: "staging" in driver.page_source, what="the new version")
+            wait_for(lambda: _stage(driver, 1) == "staging", what="the new version")
             driver.find_element(By.CSS_SELECTOR, "button[aria-label='Promote intents version 1']").click()
-            wait_for(lambda: "production" in driver.page_source, what="the promotion")
+            wait_for(lambda: _stage(driver, 1) == "production", what="the promotion")
 
             def served():
                 driver.get(url + "/console/deploy")
@@ -212,6 +212,7 @@ def test_console_from_upload_to_served_model(tiny_model, tmp_path):
             assert rows[0] == "text,label" and len(rows) == 4
             driver.get(url + "/console/review")
             Select(driver.find_element(By.ID, "re-add")).select_by_value("data/reviewed-runs-intents.csv")
+            driver.find_element(By.ID, "re-epochs").send_keys("1")
             driver.find_element(By.CSS_SELECTOR, "form[action='/console/review/retrain'] button").click()
             wait_for(lambda: driver.find_element(By.ID, "job-status").text in ("done", "failed"), timeout=180,
                      what="the retrained model")
@@ -240,7 +241,8 @@ def test_console_from_upload_to_served_model(tiny_model, tmp_path):
             assert "agrees with the original on" in parity.text and "%" in parity.text
             Select(driver.find_element(By.ID, "add-run")).select_by_value("exports/intents-retrained-onnx")
             driver.find_element(By.CSS_SELECTOR, "form[action='/console/deploy/add'] button").click()
-            wait_for(lambda: "/console/deploy" in driver.current_url and driver.find_elements(By.TAG_NAME, "h1"))
+            wait_for(lambda: _stage(driver, 2) or driver.find_element(By.TAG_NAME, "h1").text != "Deploy",
+                     what="the new version")
             heading = driver.find_element(By.TAG_NAME, "h1").text
             assert heading == "Deploy", driver.find_element(By.TAG_NAME, "main").text
             driver.find_element(By.CSS_SELECTOR, "button[aria-label='Promote intents version 2']").click()

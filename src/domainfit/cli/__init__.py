@@ -28,7 +28,8 @@ app = typer.Typer(
     name="domainfit",
     help="Turn a pretrained language model into a domain-specific model: train, evaluate, predict, search, "
     "export and serve it, compare runs (runs compare, runs list), keep it improving from its own use (drift, "
-    "audit, select, retrain, gate, improve), and build apps on it (app customer-service).\n\n"
+    "audit, select, retrain, gate, improve), build apps on it (app customer-service, monitor, recommend), or do "
+    "it all in a browser (console).\n\n"
     "Example: domainfit train --data train.csv --eval-data test.csv --output my-model",
     no_args_is_help=True,
     add_completion=True,

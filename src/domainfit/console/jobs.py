@@ -32,6 +32,7 @@ log = logging.getLogger("domainfit.console")
 EXIT_FILE = "exit_code"
 LOG_FILE = "output.log"
 STOP_FILE = "stop"
+PROCESS_FILE = "process"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -60,11 +61,26 @@ def job_error(folder: Path) -> str:
     return "\n".join(lines[-5:])[:2000] or "the command failed without a message"
 
 
-def _group_alive(pgid: int | None) -> bool:
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _group_alive(pgid: int | None, folder: Path | None = None) -> bool:
     """Whether any process of the job's process group (``sh`` and the command it runs) is
-    still there: a stopped job counts as ended only when its command has ended too."""
+    still there: a stopped job counts as ended only when its command has ended too. With the
+    job's ``folder``, a group leader that started at another time than the job's (its id
+    reused after a reboot) is not the job's."""
     if not pgid:
         return False
+    if folder is not None and (folder / PROCESS_FILE).is_file():
+        recorded = (folder / PROCESS_FILE).read_text().split()
+        now = _started(pgid)
+        if now is not None and len(recorded) == 2 and recorded[1] != now:
+            return False
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -134,7 +150,7 @@ class JobRunner:
     def _launch(self, job: dict) -> None:
         folder = self.workspace.job_folder(job["id"])
         folder.mkdir(parents=True, exist_ok=True)
-        for name in (EXIT_FILE, STOP_FILE):
+        for name in (EXIT_FILE, STOP_FILE, PROCESS_FILE):
             (folder / name).unlink(missing_ok=True)
         command = [sys.executable, "-m", "domainfit.cli", *job["argv"]]
         # sh writes the exit status when the command ends: how a later console learns it.
@@ -150,15 +166,16 @@ class JobRunner:
                 self.store.finish(job["id"], "failed", error=f"the job could not start: {exc}")
                 return
         self._process, self._current = process, job["id"]
+        (folder / PROCESS_FILE).write_text(f"{process.pid} {_started(process.pid) or '-'}")
         self.store.set_pid(job["id"], process.pid)
 
     def _settle(self, job: dict) -> bool:
         """Record the end of a running job whose process has ended; False while it runs."""
         if self._process is not None and self._current == job["id"] and self._process.poll() is None:
             return False
-        if _group_alive(job["pid"]):
-            return False
         folder = self.workspace.job_folder(job["id"])
+        if _group_alive(job["pid"], folder):
+            return False
         stopped = (folder / STOP_FILE).exists()
         exit_file = folder / EXIT_FILE
         code = int(exit_file.read_text().strip() or 1) if exit_file.is_file() else None

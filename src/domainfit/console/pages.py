@@ -65,7 +65,8 @@ def page_routes(console: Console, security, ctx, require_page) -> APIRouter:
                 except DomainfitError as exc:
                     status = getattr(exc, "status", 409)
                     status = status if isinstance(status, int) and 400 <= status < 500 else 409
-                    return render(request, "error.html", status, message=str(exc), back=page)
+                    message = str(exc).replace(str(console.workspace.root) + "/", "")
+                    return render(request, "error.html", status, message=message, back=page)
             return inner
         return wrap
 
@@ -381,8 +382,10 @@ def _improve_job(console: Console, action: str, form: dict) -> int:
         run = console.workspace.relative(console.run_folder(get("run")))
         added = console.workspace.relative(console.data_file(get("add")))
         name = console.workspace.new_run_name(Path(run).name + "-retrained")
+        given = TrainForm(data="", epochs=get("epochs")).settings().get("epochs")
+        epochs = ["--epochs", f"{given:g}"] if given else []
         return console.queue("retrain", f"retrain {run} with {added}",
-                             ["retrain", run, "--add", added, "--output", f"runs/{name}"], f"runs/{name}")
+                             ["retrain", run, "--add", added, "--output", f"runs/{name}", *epochs], f"runs/{name}")
     candidate = console.workspace.relative(console.run_folder(get("run")))
     data = console.workspace.relative(console.data_file(get("data")))
     champion = f"registry/{get('champion')}"

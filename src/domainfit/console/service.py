@@ -293,12 +293,13 @@ class Console:
             if not manifest.is_file():
                 continue
             try:
-                kind = json.loads(manifest.read_text(encoding="utf-8")).get("kind")
+                data = json.loads(manifest.read_text(encoding="utf-8"))
+                kind = data.get("kind") if isinstance(data, dict) else None
             except (OSError, ValueError):
                 continue
             if kind in APP_PAGES:
                 title, _, page = APP_PAGES[kind]
-                port = _read_port(self.workspace.job_folder(0).parent / f"app-{folder.name}.port")
+                port = _read_port(self.workspace.state / f"app-{folder.name}.port")
                 found.append({"name": folder.name, "kind": kind, "title": title, "page": page, "port": port})
         return found
 
@@ -313,7 +314,7 @@ class Console:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        folder = self.workspace.job_folder(0).parent
+        folder = self.workspace.state
         command = [sys.executable, "-m", "domainfit.cli", "app", APP_PAGES[bundle["kind"]][1], "serve",
                    f"apps/{name}", "--host", "127.0.0.1", "--port", str(port)]
         with open(folder / f"app-{name}.log", "ab") as out:

@@ -72,6 +72,11 @@ class Workspace:
         return self.root / "apps"
 
     @property
+    def state(self) -> Path:
+        """The console's own records (``.console/``)."""
+        return self.root / ".console"
+
+    @property
     def db_url(self) -> str:
         return f"sqlite:///{self.root / '.console' / 'console.db'}"
 
