@@ -251,12 +251,14 @@ def test_console_from_upload_to_served_model(tiny_model, tmp_path):
             wait_for(lambda: _stage(driver, 1) == "production", what="the rollback")
             shot(driver, tmp_path, "deploy-rollback")
 
-            for page in ("jobs", "apps"):
+            for page in ("jobs", "apps", "login", "runs/view?run=no-such-run"):
                 driver.get(f"{url}/console/{page}")
                 check_accessible(driver)
+            assert "no model named 'no-such-run'" in driver.find_element(By.CSS_SELECTOR, "p.error").text
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
                       and "/console/api/uploads - Failed to load resource: the server responded with a status of 422"
-                      not in e["message"]]  # the refused upload above
+                      not in e["message"]  # the refused upload above
+                      and "no-such-run - Failed to load resource" not in e["message"]]  # the 404 page above
             assert errors == [], [e["message"] for e in errors]
     finally:
         driver.quit()

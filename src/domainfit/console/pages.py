@@ -381,7 +381,7 @@ def _improve_job(console: Console, action: str, form: dict) -> int:
     if action == "retrain":
         run = console.workspace.relative(console.run_folder(get("run")))
         added = console.workspace.relative(console.data_file(get("add")))
-        name = console.workspace.new_run_name(Path(run).name + "-retrained")
+        name = console.workspace.new_run_name(Path(run).name + "-retrained", console.taken_outputs())
         given = TrainForm(data="", epochs=get("epochs")).settings().get("epochs")
         epochs = ["--epochs", f"{given:g}"] if given else []
         return console.queue("retrain", f"retrain {run} with {added}",

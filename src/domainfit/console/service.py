@@ -117,11 +117,16 @@ class Console:
         if check.skipped and not form.skip_bad_rows:
             raise ConsoleError(f"{len(check.skipped)} row(s) have problems (listed on the data page): fix the file, "
                                "or choose to train without them", 422, "bad_rows")
-        taken = {Path(j["output"]).name for j in self.jobs.jobs(("queued", "running")) if j["output"]}
+        taken = self.taken_outputs()
         name = self.workspace.new_run_name(form.name or f"{Path(form.data).stem}-{form.method}", taken)
         output = f"runs/{name}"
         return self.jobs.add("train", f"train {name} ({form.task}, {form.method})",
                              train_argv(form, form.data, output, eval_data), output)
+
+    def taken_outputs(self) -> set[str]:
+        """The output folder names of every recorded job: a job queued again later writes
+        where it wrote before, so no new job takes its name."""
+        return {Path(j["output"]).name for j in self.jobs.jobs(limit=100_000) if j["output"]}
 
     # --- jobs --------------------------------------------------------------------------
     def job(self, job_id: int) -> dict:
@@ -227,7 +232,7 @@ class Console:
     # --- deployment --------------------------------------------------------------------
     def export(self, name: str, quantize: bool) -> int:
         folder = self.run_folder(name)
-        taken = {Path(j["output"]).name for j in self.jobs.jobs(("queued", "running")) if j["output"]}
+        taken = self.taken_outputs()
         target = Path(name).name + ("-int8" if quantize else "-onnx")
         out_name, n = target, 1
         while (self.workspace.exports / out_name).exists() or out_name in taken:
