@@ -299,6 +299,11 @@ def test_console_key_sign_in_and_api(tmp_path, monkeypatch):
         assert client.get("/console/api/jobs").status_code == 401
         answer = client.get("/console/api/jobs", headers={"Authorization": "Bearer KEY"})
         assert answer.status_code == 200 and answer.json() == []
+        # With a key, the served models' API needs it too (the console may listen on a network).
+        body = {"texts": ["hello"]}
+        assert client.post("/v1/models/intents/predict", json=body).status_code == 401
+        answer = client.post("/v1/models/intents/predict", json=body, headers={"Authorization": "Bearer KEY"})
+        assert answer.status_code == 404  # past the key: no such model is served
 
 
 def test_console_train_api_checks_before_queueing(tmp_path):

@@ -73,8 +73,10 @@ def create_console_app(settings: ConsoleSettings, *, env: dict | None = None):
     limit = int(settings.max_upload_mb * (1 << 20))
     console = Console.open(settings.root, limit, env=env)
     security = Security(console.workspace.secret(), settings.api_key)
+    # With a key, the served models' API (predict, feedback) needs it too: the console may
+    # listen beyond this machine, and its pages sign in with a cookie of their own.
     serve = ServeSettings(api_key=settings.api_key, db_url=console.workspace.db_url, form_paths=("/console/",),
-                          max_form_bytes=limit + (1 << 20))
+                          max_form_bytes=limit + (1 << 20), key_paths=("/v1/",) if settings.api_key else ())
 
     def extension(ctx) -> APIRouter:
         async def start():

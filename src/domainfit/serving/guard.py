@@ -12,8 +12,8 @@ Refused before any body is read (each with the one JSON error shape):
   an origin that is not this server's or one of ``allowed_origins`` (403), read from
   ``Origin`` and ``Sec-Fetch-Site``;
 * a request without the right key, where every writing endpoint needs one (admin
-  endpoints, and all of them with ``require_key``), so a keyless client cannot make the
-  server buffer bodies;
+  endpoints, those under ``key_paths``, and all of them with ``require_key``), so a keyless
+  client cannot make the server buffer bodies;
 * a ``Content-Length`` over ``max_body_bytes`` (``max_form_bytes`` under ``form_paths``) (413).
 
 Under ``form_paths`` an error answer is a short HTML page when the request asked for HTML (a
@@ -127,7 +127,8 @@ class Guard:
         if self._cross_site(scope, headers):
             return (403, "cross_site", "cross-site requests from a web page are refused (the server allows "
                     "its own pages and --allow-origin)")
-        if self.settings.require_key or scope.get("path", "").startswith("/v1/admin/"):
+        path = scope.get("path", "")
+        if self.settings.require_key or any(path.startswith(p) for p in ("/v1/admin/", *self.settings.key_paths)):
             error = key_error(presented_key(headers), self.settings.api_key)
             if error is not None:
                 return (error.status, error.code, error.message)

@@ -36,6 +36,8 @@ class ServeSettings:
             body may also be a form (``application/x-www-form-urlencoded``,
             ``multipart/form-data``, e.g. a file upload) of up to ``max_form_bytes``, and an
             error a browser asked a page for is an HTML page; the cross-site check holds there too.
+        key_paths: path prefixes whose writing requests need the key besides the admin
+            endpoints (the console keeps its own pages' sign-in, and puts ``/v1/`` here).
         log_predictions: keep each prediction in the prediction log (same database as the
             feedback): request id, time, model and version, sha256 of the input, top label
             and score. log_sample: the share of predicted items kept. log_texts: keep the
@@ -59,6 +61,7 @@ class ServeSettings:
     poll_seconds: float = 1.0
     form_paths: tuple[str, ...] = ()
     max_form_bytes: int = 1 << 20
+    key_paths: tuple[str, ...] = ()
     log_predictions: bool = False
     log_sample: float = 1.0
     log_texts: bool = False
