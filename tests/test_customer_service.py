@@ -659,3 +659,34 @@ def test_web_chat_page_in_headless_chromium(bundle, tmp_path):
             assert [span.text for span in why.find_elements(By.TAG_NAME, "span")] == top
         finally:
             driver.quit()
+
+
+@pytest.mark.integration
+def test_the_console_starts_the_bundle_and_links_its_chat_page(bundle, tmp_path):
+    """A bundle under a console's apps/ is listed; Start runs its server, whose chat page answers."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from domainfit.console.service import Console
+
+    console = Console.open(tmp_path / "root")
+    shutil.copytree(bundle, tmp_path / "root" / "apps" / "helpdesk")
+    assert [(b["name"], b["kind"], b["page"], b["port"]) for b in console.bundles()] == [
+        ("helpdesk", "customer-service", "/chat", None)]
+    port = console.start_app("helpdesk")
+    pid = int((tmp_path / "root" / ".console" / "app-helpdesk.port").read_text().split()[1])
+    try:
+        deadline, page = time.time() + 120, None
+        while time.time() < deadline and page is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/chat", timeout=5) as answer:
+                    page = answer.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None and "<html" in page.lower()
+        assert console.bundles()[0]["port"] == port
+        assert console.start_app("helpdesk") == port  # a running server is not started twice
+    finally:
+        os.killpg(pid, signal.SIGTERM)
