@@ -597,3 +597,19 @@ def test_console_api_refuses_a_stop_without_the_key(tmp_path):
     assert jobs.get(job)["error"] == "stopped before it started"
     answer = client.post(f"/console/api/jobs/{job}/stop", headers={"Authorization": "Bearer KEY"})
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "job_ended"
+
+
+def test_console_reads_a_parquet_upload_like_a_csv(tmp_path):
+    import pandas as pd
+
+    source = tmp_path / "tickets.parquet"
+    pd.DataFrame({"text": ["where is my card", "refund please", "card lost", "money back"],
+                  "label": ["card", "refund", "card", "refund"]}).to_parquet(source)
+    client = client_for(tmp_path)
+    answer = client.post("/console/data/upload", data={"csrf": csrf_of(client)},
+                         files={"file": ("tickets.parquet", source.read_bytes(), "application/octet-stream")},
+                         follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].endswith("data/tickets.parquet")
+    report = client.get("/console/api/data", params={"file": "data/tickets.parquet"}).json()
+    assert report["kept"] == 4 and report["trainable"]
+    assert report["labels"] == [{"label": "card", "count": 2}, {"label": "refund", "count": 2}]
