@@ -78,13 +78,15 @@ def api_routes(console: Console, security, require_signed_in) -> APIRouter:
 
     @router.post("/jobs/{job_id}/stop", summary="Stop a queued or running job")
     async def stop(request: Request, job_id: int):
-        security.check_csrf(request, None) if _is_form(request) else None
+        if _is_form(request):
+            security.check_csrf(request, None)
         console.stop(job_id)
         return console.job_view(job_id)
 
     @router.post("/jobs/{job_id}/resume", summary="Queue a stopped, interrupted or failed job again")
     async def resume(request: Request, job_id: int):
-        security.check_csrf(request, None) if _is_form(request) else None
+        if _is_form(request):
+            security.check_csrf(request, None)
         console.resume(job_id)
         return console.job_view(job_id)
 

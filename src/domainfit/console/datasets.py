@@ -29,6 +29,7 @@ class DataReport:
         problems: whole-file problems (a missing column, not UTF-8...) that stop training.
         warnings: the loader's warnings (long texts, unknown tokens...).
         labels: label → count over the kept rows, most common first.
+        examples: the kept rows, parsed (for ``auto``'s suggestion; not in :meth:`as_dict`).
     """
 
     path: str
@@ -44,13 +45,14 @@ class DataReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     labels: list[tuple[str, int]] = field(default_factory=list)
+    examples: list = field(default_factory=list, repr=False)
 
     @property
     def trainable(self) -> bool:
         return not self.problems and self.kept > 0
 
     def as_dict(self) -> dict:
-        out = dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "examples"}
         out["labels"] = [{"label": k, "count": v} for k, v in self.labels]
         out["trainable"] = self.trainable
         return out
@@ -110,6 +112,7 @@ def inspect(path: Path, shown: str, *, task: str = "classification", text_column
     except DomainfitError as exc:
         report.problems = [str(exc)]
         return _named(report, str(path))
+    report.examples = data.examples
     report.kept = len(data.examples)
     report.skipped = [{"line": s.line, "column": s.column, "reason": s.reason,
                        "values": {k: _cell(v) for k, v in s.values.items()}} for s in data.skipped]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 from ..stores import JobStore
 from .workspace import Workspace
 
-__all__ = ["JobRunner", "job_error", "log_tail"]
+__all__ = ["JobRunner", "job_error", "log_tail", "command_line"]
 
 log = logging.getLogger("domainfit.console")
 
@@ -34,6 +35,11 @@ LOG_FILE = "output.log"
 STOP_FILE = "stop"
 PROCESS_FILE = "process"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def command_line(argv: list[str]) -> str:
+    """The job's command as a terminal user types it (``domainfit ARGS``, quoted for a shell)."""
+    return "domainfit " + shlex.join(argv)
 
 
 def log_tail(folder: Path, lines: int = 40) -> str:
@@ -154,9 +160,9 @@ class JobRunner:
             (folder / name).unlink(missing_ok=True)
         command = [sys.executable, "-m", "domainfit.cli", *job["argv"]]
         # sh writes the exit status when the command ends: how a later console learns it.
-        script = f'"$@"; echo $? > {_quote(str(folder / EXIT_FILE))}'
+        script = f'"$@"; echo $? > {shlex.quote(str(folder / EXIT_FILE))}'
         with open(folder / LOG_FILE, "ab") as out:
-            out.write(f"\n$ domainfit {' '.join(_quote(a) for a in job['argv'])}\n".encode())
+            out.write(f"\n$ {command_line(job['argv'])}\n".encode())
             out.flush()
             try:
                 process = subprocess.Popen(["sh", "-c", script, "sh", *command], cwd=self.workspace.root,
@@ -220,9 +226,3 @@ def _kill_later(pid: int, grace: float = 10.0) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _quote(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)

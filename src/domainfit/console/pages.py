@@ -137,7 +137,7 @@ def page_routes(console: Console, security, ctx, require_page) -> APIRouter:
                          text_pair_column=text_pair_column, method=method, model=model, epochs=epochs)
         report = await later(console.report, file, task=task, text_column=text_column, label_column=label_column,
                              text_pair_column=text_pair_column or None)
-        hint = await later(console.suggestion, form) if not report.problems else None
+        hint = await later(console.suggestion, report, form) if not report.problems else None
         return render(request, "train.html", form=form, report=report, suggestion=hint, methods=METHOD_CHOICES,
                       defaults=defaults(), files=console.workspace.data_files())
 

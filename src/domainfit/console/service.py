@@ -19,7 +19,7 @@ from pathlib import Path
 from ..artifact import is_artifact, read_manifest
 from ..stores import FeedbackStore, JobStore, Registry, ReviewStore, check_name
 from .datasets import DataReport, check_readable, inspect
-from .jobs import JobRunner, log_tail
+from .jobs import JobRunner, command_line, log_tail
 from .training import TrainForm, suggest, train_argv
 from .workspace import ConsoleError, Workspace
 
@@ -95,8 +95,8 @@ class Console:
         return inspect(self.data_file(relative), relative, **mapping)
 
     # --- training ----------------------------------------------------------------------
-    def suggestion(self, form: TrainForm) -> dict:
-        return suggest(self.data_file(form.data), form)
+    def suggestion(self, report: DataReport, form: TrainForm) -> dict:
+        return suggest(report.examples, form)
 
     def start_training(self, form: TrainForm) -> int:
         """Queue ``domainfit train`` for a submitted form; returns the job id.
@@ -142,7 +142,7 @@ class Console:
         view["progress"] = self.progress(job)
         view["log"] = log_tail(self.workspace.job_folder(job_id), 30)
         view["position"] = self.jobs.queue_position(job_id)
-        view["command"] = "domainfit " + " ".join(_shell(a) for a in job["argv"])
+        view["command"] = command_line(job["argv"])
         view["resumable"] = job["status"] in ("stopped", "interrupted", "failed")
         view["result"] = job["output"] if job["status"] == "done" and job["output"] else None
         view["result_run"] = None
@@ -342,12 +342,6 @@ def _read_port(path: Path) -> int | None:
 def _too_large(limit: int) -> str:
     return (f"the file is larger than the console's upload limit of {limit / (1 << 20):.3g} MB; split it, or start "
             "the console with a larger --max-upload-mb (or put the file under the root folder and pick it)")
-
-
-def _shell(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)
 
 
 def _option(argv: list[str], name: str) -> str:

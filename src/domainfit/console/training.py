@@ -6,11 +6,9 @@ be resumed there)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..core.config import RunConfig
 from ..core.errors import DomainfitError
-from ..data import ColumnSpec, load_dataset
 from ..methods import METHODS
 from .workspace import ConsoleError
 
@@ -70,9 +68,10 @@ def defaults() -> dict:
             "learning_rate": "the method's default"}
 
 
-def suggest(path: Path, form: TrainForm) -> dict:
-    """``{"method", "reason", "estimate", "examples"}``: what ``auto`` would choose for this
-    data, and the time estimate of the chosen method (``method`` as the form has it)."""
+def suggest(examples: list, form: TrainForm) -> dict:
+    """``{"method", "reason", "estimate", "examples"}``: what ``auto`` would choose for these
+    training examples (the data report's), and the time estimate of the chosen method
+    (``method`` as the form has it)."""
     from ..modeling import resolve_model
     from ..run.auto import choose_method, duration, estimate_minutes, parameter_count
     from ..tasks import get_task
@@ -80,8 +79,6 @@ def suggest(path: Path, form: TrainForm) -> dict:
 
     try:
         task = get_task(form.task)
-        columns = ColumnSpec(text=form.text_column, label=form.label_column, text_pair=form.text_pair_column or None)
-        examples = load_dataset(str(path), task=form.task, columns=columns, on_bad_rows="skip").examples
         base = resolve_model(form.model or "default")
     except DomainfitError as exc:
         return {"method": None, "reason": str(exc), "estimate": None, "examples": 0}
