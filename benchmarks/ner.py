@@ -1,7 +1,7 @@
 """NER on WNUT-17 (English) and Resume NER (Chinese): domainfit beside a Hugging Face peer.
 
     python benchmarks/ner.py [--datasets wnut17,resume_ner] [--systems domainfit,peer] [--rerun]
-                             [--set training.epochs=5 ...]
+                             [--set training.epochs=5 ...] [--base pretrained]
 
 Both systems fine-tune the same base model (the packaged all-MiniLM-L6-v2) on the same
 train split, use the validation split, and are scored on test with the same scorer
@@ -9,7 +9,9 @@ train split, use the validation split, and are scored on test with the same scor
 one of its first sub-word, predicted sequences repaired to valid BIO):
 
 - ``domainfit``: ``domainfit.train(task="token-classification")`` with its defaults
-  (early stopping on validation entity F1);
+  (early stopping on validation entity F1); with ``--base pretrained`` it starts from a base
+  that ``domainfit pretrain --extend-vocab`` made from the training split's words (labels
+  unused; task-adaptive pre-training, 10 passes), built once per data set and reused;
 - ``peer``: ``transformers.Trainer`` with ``AutoModelForTokenClassification`` as in the
   Hugging Face token-classification tutorial (first sub-word labelled, the rest -100,
   learning rate 5e-5 for this small model, batch 32, 5 epochs, fp32, dynamic padding),
@@ -39,6 +41,7 @@ from _common import RESULTS_DIR, SHARED_DATA, machine, peak_rss_mb, replace_sect
 
 DATASETS = {"wnut17": "WNUT-17 (English)", "resume_ner": "Resume NER (Chinese, characters)"}
 RESULTS_FILE = RESULTS_DIR / "ner.json"
+WORK = Path(__file__).resolve().parent / "work" / "ner"
 COMMAND = "python benchmarks/ner.py"
 PEER_LR, PEER_EPOCHS = 5e-5, 5
 
@@ -48,12 +51,30 @@ def _rows(dataset: str, split: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _run_domainfit(dataset: str, overrides: list[str], tmp: Path) -> dict:
+def _pretrained_base(dataset: str) -> tuple[Path, dict]:
+    """The task-adaptive base of ``dataset`` (built on first use) and its record."""
+    from domainfit.run.pretrain import pretrain
+
+    base = WORK / f"{dataset}-base"
+    if not (base / "pretrain.json").is_file():
+        pretrain(SHARED_DATA / dataset / "train.jsonl", base, extend_vocab=True, overwrite=True)
+    record = json.loads((base / "pretrain.json").read_text(encoding="utf-8"))
+    vocabulary = {k: v for k, v in record["vocabulary"].items() if k != "first_added"}
+    return base, {"pretrain_seconds": record["training"]["seconds_this_session"],
+                  "pretrain_steps": record["training"]["steps"], "vocabulary": vocabulary,
+                  "pretrain_validation": record["validation"]}
+
+
+def _run_domainfit(dataset: str, overrides: list[str], tmp: Path, base: str | None = None) -> dict:
     import domainfit
 
     folder = SHARED_DATA / dataset
     settings = {"task": "token-classification", "data.train": str(folder / "train.jsonl"),
                 "data.validation": str(folder / "validation.jsonl")}
+    extra: dict = {}
+    if base == "pretrained":
+        path, extra = _pretrained_base(dataset)
+        settings["model"] = str(path)
     for item in overrides:  # read as --set reads them: numbers, true/false
         key, _, value = item.partition("=")
         settings[key] = yaml.safe_load(value)
@@ -69,7 +90,7 @@ def _run_domainfit(dataset: str, overrides: list[str], tmp: Path) -> dict:
             "validation_f1": result.state.best_score, "best_step": result.state.best_step,
             "epochs_run": round(result.state.global_step / max(1, result.state.total_steps)
                                 * float(settings.get("training.epochs", 10)), 2),
-            "gold": [r["tags"] for r in test], "pred": [p["tags"] for p in preds]}
+            "gold": [r["tags"] for r in test], "pred": [p["tags"] for p in preds], **extra}
 
 
 def _run_peer(dataset: str, tmp: Path) -> dict:
@@ -140,7 +161,7 @@ def worker(spec: dict) -> None:
         if spec["system"] == "peer":
             out = _run_peer(spec["dataset"], Path(tmp))
         else:
-            out = _run_domainfit(spec["dataset"], spec.get("overrides", []), Path(tmp))
+            out = _run_domainfit(spec["dataset"], spec.get("overrides", []), Path(tmp), spec.get("base"))
     metrics = entity_metrics(out.pop("gold"), out.pop("pred"))
     result = {**spec, **{k: metrics[k] for k in ("precision", "recall", "f1", "macro_f1", "token_accuracy")},
               "per_type": metrics["per_type"], **out, "peak_rss_mb": peak_rss_mb(), "load_before": load_before,
@@ -149,7 +170,8 @@ def worker(spec: dict) -> None:
 
 
 def _key(spec: dict) -> str:
-    return "/".join([spec["dataset"], spec["system"]] + spec.get("overrides", []))
+    return "/".join([spec["dataset"], spec["system"]] + (["base=" + spec["base"]] if spec.get("base") else [])
+                    + spec.get("overrides", []))
 
 
 def run(specs: list[dict], rerun: bool) -> dict:
@@ -161,6 +183,19 @@ def run(specs: list[dict], rerun: bool) -> dict:
     return run_cached(specs, _key, RESULTS_FILE, __file__, summary, rerun)
 
 
+def _cpu(r: dict) -> str:
+    m = r.get("machine") or {}
+    sets = m.get("instruction_sets") or []
+    kind = "AVX-512 + bf16" if "avx512_bf16" in sets else ("AVX2 only" if sets == ["avx2"] else "CPU not recorded")
+    return f"{kind}; {'fp32' if r['system'] == 'peer' else m.get('auto_precision', '?')}"
+
+
+def _base_label(r: dict) -> str:
+    v = r["vocabulary"]
+    return (f"from a `pretrain --extend-vocab` base ({r['pretrain_steps']:,} steps, {r['pretrain_seconds']:.0f} s; "
+            f"[UNK] {v['unk_share_before']:.1%} → {v['unk_share_after']:.1%})")
+
+
 def write_markdown(results: dict) -> None:
     title = "## NER: WNUT-17 and Resume NER (all-MiniLM-L6-v2, 2 CPU cores)"
     lines = [title, "", f"Command: `{COMMAND}` (cached per run in `benchmarks/results/ner.json`). Entity-level "
@@ -169,14 +204,14 @@ def write_markdown(results: dict) -> None:
              "batch 32. domainfit: `--task token-classification` defaults, validation split for early stopping "
              "(its best entity F1 is the validation column: settings are chosen on it, not on test).",
              "", "| data set | system | validation F1 | precision | recall | F1 | token acc. | train s | predict s | "
-             "peak RSS MiB | max load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "peak RSS MiB | max load | CPU; precision |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in sorted(results["runs"].items()):
-        name = r["system"] + (" " + " ".join(r.get("overrides", [])) if r.get("overrides") else "")
+        name = " ".join([r["system"]] + ([_base_label(r)] if r.get("base") else []) + r.get("overrides", []))
         val = f"{r['validation_f1']:.4f}" if r.get("validation_f1") is not None else "–"
         lines.append(f"| {DATASETS[r['dataset']]} | {name} | {val} | {r['precision']:.4f} | {r['recall']:.4f} | "
                      f"**{r['f1']:.4f}** | {r['token_accuracy']:.4f} | {r['seconds']:.0f} | "
                      f"{r['predict_seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
-                     f"{max(r['load_before'], r['load_after']):.1f} |")
+                     f"{max(r['load_before'], r['load_after']):.1f} | {_cpu(r)} |")
     replace_section(title, "\n".join(lines) + "\n")
 
 
@@ -185,13 +220,16 @@ def main() -> None:
     ap.add_argument("--datasets", default="wnut17,resume_ner")
     ap.add_argument("--systems", default="domainfit,peer")
     ap.add_argument("--set", action="append", default=[], help="domainfit setting, e.g. training.epochs=5")
+    ap.add_argument("--base", choices=["pretrained"], help="domainfit from a pretrain --extend-vocab base of the "
+                    "training words instead of the default model")
     ap.add_argument("--rerun", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(json.loads(args.worker))
         return
-    specs = [{"dataset": d, "system": s, **({"overrides": args.set} if s == "domainfit" and args.set else {})}
+    specs = [{"dataset": d, "system": s, **({"overrides": args.set} if s == "domainfit" and args.set else {}),
+              **({"base": args.base} if s == "domainfit" and args.base else {})}
              for d in args.datasets.split(",") for s in args.systems.split(",")]
     results = run(specs, args.rerun)
     results["machine"] = machine()

@@ -39,6 +39,18 @@ def test_read_texts_from_files_and_folders(tmp_path):
         read_texts(tmp_path / "empty.txt")
 
 
+def test_read_texts_from_a_token_classification_file(tmp_path):
+    """An NER training file pre-trains as it is: its word lists are the texts."""
+    path = tmp_path / "ner.jsonl"
+    path.write_text('{"tokens": ["高", "勇", "：", "男"], "tags": ["B-NAME", "I-NAME", "O", "O"]}\n'
+                    '{"tokens": ["Paris", "is", "big"], "tags": ["B-LOC", "O", "O"]}\n'
+                    '{"tokens": [], "tags": []}\n', encoding="utf-8")
+    texts, _, _ = read_texts(path)
+    assert texts == ["高 勇 ： 男", "Paris is big"]
+    with pytest.raises(DataError, match="no column 'body'"):
+        read_texts(path, text_column="body")
+
+
 def test_whole_word_masking_masks_every_piece_of_a_chosen_word(tiny_model):
     tokenizer = _tokenizer(tiny_model)
     texts = ["where is my card " * 6, "refund money back please"]

@@ -103,7 +103,8 @@ def pretrain(
     output: str = typer.Option(..., "--output", "-o", help="Base-model folder to write (then: --model FOLDER)."),
     model: str = typer.Option("default", "--model", help="'default', a local model folder, a hub id, or a model "
                               "domainfit trained."),
-    text_column: str = typer.Option("text", "--text-column", help="Column with the text."),
+    text_column: str = typer.Option("text", "--text-column", help="Column with the text (a token-classification "
+                                    "file's 'tokens' lists are read when it has no 'text')."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps [default: 10 passes over the texts]."),
     passes: Optional[float] = typer.Option(None, "--passes", help="Passes over the texts (when --steps is not given)."),
     extend_vocab: bool = typer.Option(False, "--extend-vocab", help="Add the pieces the tokenizer reads as [UNK] "

@@ -28,7 +28,9 @@ def read_texts(source: str | Path, text_column: str = "text") -> tuple[list[str]
     """The texts of a file or of every data file under a folder.
 
     ``.txt`` files hold one text per line; CSV, TSV, JSONL and Parquet files hold them in
-    ``text_column``. Empty and one-character texts are left out.
+    ``text_column`` (a list of words, as in a token-classification file's ``tokens``, is
+    joined by spaces; such a file is read from ``tokens`` when it has no ``text``). Empty
+    and one-character texts are left out.
 
     Returns:
         ``(texts, sha256 of the files' bytes in order, file names)``.
@@ -55,15 +57,27 @@ def read_texts(source: str | Path, text_column: str = "text") -> tuple[list[str]
                 texts += [line.strip() for line in fh]
             continue
         for line, row in read_rows(file):
-            if text_column not in row:
+            column = text_column
+            if column not in row and column == "text" and "tokens" in row:
+                column = "tokens"  # a token-classification file: its words are the text
+            if column not in row:
                 raise DataError([Problem(str(file), line, text_column,
                                          f"no column '{text_column}' (columns: {', '.join(row)}); pass --text-column")])
-            value = row[text_column]
-            texts.append("" if value is None else str(value).strip())
+            texts.append(_as_text(row[column]))
     texts = [t for t in texts if len(t) >= _MIN_CHARS]
     if not texts:
         raise DataError([Problem(str(path), None, text_column, "holds no usable text (every text is empty)")])
     return texts, digest.hexdigest(), [str(f) for f in files]
+
+
+def _as_text(value: Any) -> str:
+    """A cell as one text; a list of words (a token-classification row) joined by spaces,
+    which a BERT tokenizer splits back into the same words, CJK characters included."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v).strip() for v in value if v is not None and str(v).strip())
+    return str(value).strip()
 
 
 def mask_whole_words(tokenizer: Any, texts: list[str], *, max_length: int, copies: int, seed: int,
