@@ -50,6 +50,7 @@ class Guard:
 
     def __init__(self, app, settings, metrics):
         self.app, self.settings, self.metrics = app, settings, metrics
+        self._keyed = ("/v1/admin/", *settings.key_paths)  # writes under these need the key
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -127,8 +128,7 @@ class Guard:
         if self._cross_site(scope, headers):
             return (403, "cross_site", "cross-site requests from a web page are refused (the server allows "
                     "its own pages and --allow-origin)")
-        path = scope.get("path", "")
-        if self.settings.require_key or any(path.startswith(p) for p in ("/v1/admin/", *self.settings.key_paths)):
+        if self.settings.require_key or scope.get("path", "").startswith(self._keyed):
             error = key_error(presented_key(headers), self.settings.api_key)
             if error is not None:
                 return (error.status, error.code, error.message)
