@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import ManifestError
+from ..core.errors import ConfigError, ManifestError
 from ..core.io import inside
 from .files import CONFIG, check_files
 from .folder import read_manifest
@@ -63,6 +63,14 @@ def _torch_model(path: Path, manifest: dict) -> torch.nn.Module:
             warnings.warn(f"base model {base.name} differs from the one this adapter was trained on "
                           f"(sha256 {actual[:12]} != {expected[:12]}); predictions may differ.", stacklevel=3)
         encoder = load_encoder(base.path)
+        if head.get("layers") is not None:  # training.layers: the base's layers this model kept
+            from ..modeling import keep_layers
+
+            try:
+                keep_layers(encoder, [int(i) for i in head["layers"]])
+            except (ConfigError, ValueError, TypeError) as exc:
+                raise ManifestError(f"{MANIFEST} keeps layers {head['layers']} of {base.name}, which does not have "
+                                    f"them ({_first_line(exc)}).") from exc
     model = build_task_model(head.get("kind", "sequence"), encoder, head["num_outputs"], pooling=head["pooling"],
                              normalize=head.get("normalize", False))
     if not whole:

@@ -143,6 +143,9 @@ class TrainingConfig:
     freeze_embeddings: bool = _f(True, "Keep the word-embedding matrix fixed (faster, less memory).")
     freeze_layers: int = _f(0, "Keep the embeddings and the lowest N encoder layers fixed: a faster step (the "
                                "backward pass stops above them); 0 trains every layer.")
+    layers: int = _f(0, "Keep only N of the encoder's layers, spread over its depth (0: all): a shallower model "
+                        "that predicts faster, usually started from a trained model (--model) and taught by it "
+                        "(training.teacher). See docs/deployment.md.")
     dropout: float | None = _f(None, "Dropout of the encoder and the head; None keeps the encoder's own and uses 0.1 in the head.")
     label_smoothing: float | None = _f(None, "Label smoothing for single-label and token classification; None uses the "
                                              "method's default (0.1; fewshot 0).")
@@ -199,9 +202,12 @@ class TrainingConfig:
             raise ConfigError(f"training.dropout must be in [0, 1), got {self.dropout}.")
         if self.label_smoothing is not None and not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"training.label_smoothing must be in [0, 1), got {self.label_smoothing}.")
-        for name in ("early_stopping_patience", "weight_decay", "max_grad_norm", "freeze_layers"):
+        for name in ("early_stopping_patience", "weight_decay", "max_grad_norm", "freeze_layers", "layers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"training.{name} must be 0 or more, got {getattr(self, name)}.")
+        if self.layers and self.freeze_layers >= self.layers:
+            raise ConfigError(f"training.freeze_layers ({self.freeze_layers}) must be below training.layers "
+                              f"({self.layers}): one kept layer must train.")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from ..core.errors import ModelNotFoundError
 from .base_models import loading_quietly
 
 __all__ = ["DomainModel", "TokenModel", "EmbeddingModel", "build_encoder", "build_task_model", "check_loaded",
-           "freeze_lower_layers"]
+           "freeze_lower_layers", "keep_layers", "spread_layers"]
 
 
 def build_encoder(path: str, dropout: float | None = None, from_config: bool = False) -> nn.Module:
@@ -46,18 +46,65 @@ def freeze_lower_layers(encoder: nn.Module, n: int) -> int:
     """
     from ..core.errors import ConfigError
 
-    count = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
-    layers = next((m for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) == count), None)
-    if layers is None:
+    found = _layer_list(encoder)
+    if found is None:
         raise ConfigError("training.freeze_layers: this encoder's layer list was not found; leave it at 0.")
+    count = len(found[2])
     if not 0 <= n < count:
         raise ConfigError(f"training.freeze_layers is {n}; this encoder has {count} layers (at most {count - 1} "
                           "can be fixed, one must train).")
+    layers = found[2]
     embeddings = encoder.get_input_embeddings()
     for module in [getattr(encoder, "embeddings", embeddings), *layers[:n]]:
         for p in module.parameters():
             p.requires_grad_(False)
     return count
+
+
+def _layer_list(encoder: nn.Module) -> tuple[nn.Module, str, nn.ModuleList] | None:
+    """The encoder's transformer layers: (parent module, attribute name, the list), found as
+    the module list as long as ``config.num_hidden_layers``; None when there is none."""
+    count = getattr(getattr(encoder, "config", None), "num_hidden_layers", None)
+    for parent in encoder.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == count:
+                return parent, name, child
+    return None
+
+
+def spread_layers(count: int, n: int) -> list[int]:
+    """``n`` of ``count`` layer indices spread over the depth, the first and the last always
+    among them (3 of 6: 0, 2, 5); ``n >= count`` keeps them all."""
+    if n >= count:
+        return list(range(count))
+    if n == 1:
+        return [count - 1]
+    return sorted({round(i * (count - 1) / (n - 1)) for i in range(n)})
+
+
+def keep_layers(encoder: nn.Module, kept: list[int]) -> nn.Module:
+    """Cut ``encoder`` down to the transformer layers at the indices ``kept`` (in order), and
+    record the new depth in its config (``num_hidden_layers``), so that the config saved with
+    the model rebuilds the same shape.
+
+    Raises:
+        ConfigError: no layer list is found, or an index is out of range.
+    """
+    from ..core.errors import ConfigError
+
+    found = _layer_list(encoder)
+    if found is None:
+        raise ConfigError("training.layers: this encoder's layer list was not found; leave it at 0.")
+    parent, name, layers = found
+    if not kept or any(not 0 <= i < len(layers) for i in kept) or len(set(kept)) != len(kept):
+        raise ConfigError(f"training.layers: cannot keep layers {kept} of an encoder with {len(layers)}.")
+    setattr(parent, name, nn.ModuleList([layers[i] for i in kept]))
+    encoder.config.num_hidden_layers = len(kept)
+    for n, layer in enumerate(getattr(parent, name)):  # attention modules that know their index (KV caches)
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = n
+    return encoder
 
 
 def check_loaded(path: str, info: dict) -> None:

@@ -88,6 +88,7 @@ class Prepared:
     signature: str
     auto_choice: Any = None
     sections: dict = field(default_factory=dict)  # manifest sections of the data's extras (distillation, outliers)
+    kept_layers: list[int] | None = None  # training.layers: the base encoder's layers the model keeps
 
 
 def _load_data(cfg: RunConfig, task, tokenizer, train_data, eval_data, validation_data):
@@ -140,8 +141,7 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     base = resolve_model(cfg.model)
     if not auto:
         check_method(method, method_settings, base)
-    if cfg.training.freeze_layers:
-        _check_freeze(cfg.training.freeze_layers, base)
+    kept_layers = _check_layers(cfg.training, base)
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
     train_ds, val_ds, eval_ds = _load_data(cfg, task, tokenizer, train_data, eval_data, validation_data)
@@ -187,7 +187,7 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
         warnings += [str(u) for u in check_eval_labels(labels, eval_ds)]
     sig = signature(cfg, [d.fingerprint for d in datasets.values()])
     return Prepared(cfg, task, method, method_settings, base, tokenizer, datasets, train_ex, val_ex, labels,
-                    warnings, sig, auto_choice, sections)
+                    warnings, sig, auto_choice, sections, kept_layers)
 
 
 def _parent(cfg: RunConfig, task, method, base) -> dict:
@@ -255,14 +255,28 @@ def _warm_start(model, parent: dict, labels: list[str]) -> None:
         + (f"; new label(s) {escape(', '.join(new[:10]))} start fresh" if new else "") + ".")
 
 
-def _check_freeze(n: int, base) -> None:
-    """``training.freeze_layers`` leaves at least one layer of the base model to train."""
+def _check_layers(training, base) -> list[int] | None:
+    """``training.freeze_layers`` leaves at least one layer to train, and ``training.layers``
+    keeps fewer layers than the base model has; returns the indices of the kept layers (None:
+    all of them)."""
     from transformers import AutoConfig
 
+    from ..modeling import spread_layers
+
+    if not (training.freeze_layers or training.layers):
+        return None
     count = getattr(AutoConfig.from_pretrained(str(base.path)), "num_hidden_layers", None)
-    if count is not None and n >= count:
-        raise ConfigError(f"training.freeze_layers is {n}; this encoder has {count} layers (at most {count - 1} can "
+    if count is None:
+        return None  # the layer list is looked for (and its absence reported) when the model is built
+    if training.layers and training.layers >= count:
+        raise ConfigError(f"training.layers is {training.layers}; this encoder has {count} layers: keep fewer "
+                          "(0 keeps them all).")
+    depth = training.layers or count
+    if training.freeze_layers >= depth:
+        has = f"the model keeps {depth}" if training.layers else f"this encoder has {depth}"
+        raise ConfigError(f"training.freeze_layers is {training.freeze_layers}; {has} layers (at most {depth - 1} can "
                           "be fixed, one must train).")
+    return spread_layers(count, training.layers) if training.layers else None
 
 
 def _ensemble(cfg: RunConfig, task, auto: bool, method, val_ex: list) -> str:
@@ -329,6 +343,10 @@ def _build_model(p: Prepared, total_steps: int | None):
     cfg, task, method = p.cfg, p.task, p.method
     torch.manual_seed(cfg.training.seed)
     encoder = load_encoder(p.base.path, dropout=cfg.training.dropout)
+    if p.kept_layers is not None:
+        from ..modeling import keep_layers
+
+        keep_layers(encoder, p.kept_layers)
     head_dropout = 0.1 if cfg.training.dropout is None else cfg.training.dropout
     model = build_task_model(task.model_kind, encoder, task.num_outputs(p.labels), pooling=cfg.training.pooling,
                              head_dropout=head_dropout, normalize=method.normalize)
@@ -531,6 +549,7 @@ def write_model(p: Prepared, model, sections: dict, changes: dict | None = None,
         "base_model": {"name": p.base.name, "weights_sha256": weights_sha256(p.base.weights_file), **p.base.card},
         "model": {"kind": p.task.model_kind, "num_outputs": p.task.num_outputs(p.labels),
                   "pooling": p.cfg.training.pooling, "max_length": max_len, "normalize": p.method.normalize,
+                  **({"layers": p.kept_layers} if p.kept_layers is not None else {}),
                   **p.task.model_extras(p.train_ex)},
         "config": p.cfg.to_dict(),
         "data": {name: {"source": d.source, "sha256": d.fingerprint, "rows": len(d), "skipped": len(d.skipped),
