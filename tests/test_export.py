@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,6 +146,34 @@ def test_export_with_held_out_data_and_cli(tmp_path, tiny_model):
     assert export["parity"]["from"] == "--data" and any("TracerWarning" in w for w in export["tracer_warnings"])
     again = run_cli("export", str(source), "--data", str(data), "--output", str(tmp_path / "cli"))
     assert again.returncode == 2 and "not empty" in again.stderr
+    # predicting with the export needs neither the torch model code nor transformers (about a
+    # second of a `domainfit predict` run): its tokenizer.json alone was checked to give the same ids
+    assert export["plain_tokenizer"] == {"pad_token_id": 0, "encode_special_tokens": False}
+    probe = (f"import sys, json, domainfit; p = domainfit.load({str(tmp_path / 'cli')!r}); "
+             "print(json.dumps(p.predict_proba(['where is my card', 'refund please']).tolist())); "
+             "print(sorted(m for m in ('domainfit.modeling.heads', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+    loaded = domainfit.load(tmp_path / "cli")
+    np.testing.assert_allclose(json.loads(done.stdout.splitlines()[0]),
+                               loaded.predict_proba(["where is my card", "refund please"]), atol=1e-6)
+    assert loaded.explain("where is my card")[0]["explanation"]["words"]  # the full tokenizer, loaded when needed
+
+
+def test_a_tokenizer_json_that_gives_other_ids_is_not_used_alone(tmp_path, tiny_model):
+    from transformers import AutoTokenizer
+
+    from domainfit.artifact import plain_tokenizer_section
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    tokenizer.save_pretrained(str(tmp_path / "same"))
+    assert plain_tokenizer_section(tmp_path / "same", tokenizer, TEXTS) is not None
+    other = json.loads((tmp_path / "same" / "tokenizer.json").read_text())
+    other["normalizer"] = None  # no lower-casing: "Where" is no longer "where"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "tokenizer.json").write_text(json.dumps(other))
+    assert plain_tokenizer_section(tmp_path / "other", tokenizer, ["Where is my card"]) is None
+    assert plain_tokenizer_section(tmp_path / "missing", tokenizer, TEXTS) is None
 
 
 def test_prefix_models_are_refused_with_the_reason(tmp_path, tiny_model):

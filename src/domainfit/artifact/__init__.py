@@ -10,13 +10,14 @@ encoder's.
 from .folder import PARITY_SAMPLE, is_artifact, read_manifest, read_parity_sample, write_artifact, write_parity_sample
 from .manifest import (FORMAT_VERSION, MANIFEST, build_bundle_manifest, build_manifest, check_bundle_manifest,
                        check_manifest, derive_manifest, read_bundle_manifest)
-from .tokenizer import load_tokenizer
+from .tokenizer import load_plain_tokenizer, load_tokenizer, plain_tokenizer_section
 from .verify import verify_artifact
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "PARITY_SAMPLE", "build_manifest", "derive_manifest", "check_manifest",
            "build_bundle_manifest", "check_bundle_manifest", "read_bundle_manifest", "is_artifact", "read_manifest",
            "write_artifact",
-           "write_parity_sample", "read_parity_sample", "load_model", "load_encoder", "load_tokenizer", "verify_artifact"]
+           "write_parity_sample", "read_parity_sample", "load_model", "load_encoder", "load_tokenizer",
+           "load_plain_tokenizer", "plain_tokenizer_section", "verify_artifact"]
 
 
 def __getattr__(name: str):

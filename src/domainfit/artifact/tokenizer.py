@@ -19,7 +19,8 @@ from ..core.io import inside
 from .files import CONFIG, TOKENIZER_FILES, VOCAB_FILES, check_json, sha256_file
 from .folder import read_manifest
 
-__all__ = ["load_tokenizer", "check_tokenizer_files", "check_vocabulary"]
+__all__ = ["load_tokenizer", "load_plain_tokenizer", "plain_tokenizer_section", "check_tokenizer_files",
+           "check_vocabulary"]
 
 FIX = "Copy the model folder again (with its tokenizer files) or re-run the command that wrote it."
 
@@ -112,3 +113,57 @@ def load_tokenizer(path: str | Path, manifest: dict | None = None):
         raise ManifestError(f"{folder}: the tokenizer does not load ({reason}). {FIX}") from exc
     check_vocabulary(tokenizer, folder)
     return tokenizer
+
+
+def plain_tokenizer_section(folder: str | Path, tokenizer: Any, texts: list[str],
+                            pairs: list[str] | None = None) -> dict | None:
+    """The manifest record that lets predictions skip transformers' tokenizer
+    (:class:`~domainfit.data.batching.PlainTokenizer`), or None: the folder's ``tokenizer.json``
+    alone must give the very ids ``tokenizer`` gives for ``texts`` (and ``pairs``) and for a
+    few hard cases (accents, CJK, a special token written as text, a text longer than
+    ``max_length``), at the lengths predictions use. Run where the artifact is written (an
+    export), so that loading trusts the record."""
+    from ..data.batching import PlainTokenizer, encode_texts
+
+    file = Path(folder) / "tokenizer.json"
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if not file.is_file() or not isinstance(pad, int):
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        split = bool(getattr(tokenizer, "split_special_tokens", False))
+        plain = PlainTokenizer(Tokenizer.from_file(str(file)), pad, split)
+    except Exception:  # a tokenizer.json the Rust library cannot read alone
+        return None
+    special = next(iter(getattr(tokenizer, "all_special_tokens", []) or []), "")
+    hard = ["Crème brûlée à São Paulo", "我要取消这个订单", f"a {special} b", "x " * 600, "  ", "ÉCOLE  d'été!!"]
+    for length in (8, 128, 512):
+        batches = [(list(texts) + hard, None)] + ([(list(texts), list(pairs))] if pairs is not None else [])
+        for batch, pair in batches:
+            full = encode_texts(tokenizer, batch, pair, length)
+            alone = encode_texts(plain, batch, pair, length)
+            if full.input_ids != alone.input_ids or (pair is not None and full.token_type_ids != alone.token_type_ids):
+                return None
+    return {"pad_token_id": pad, "encode_special_tokens": split}
+
+
+def load_plain_tokenizer(path: str | Path, manifest: dict):
+    """The artifact's ``tokenizer.json`` as a :class:`~domainfit.data.batching.PlainTokenizer`
+    (its files checked as :func:`load_tokenizer` checks them), where the manifest records that
+    it gives the full tokenizer's ids (``export.plain_tokenizer``); else None."""
+    record = (manifest.get("export") or {}).get("plain_tokenizer")
+    if not isinstance(record, dict) or not isinstance(record.get("pad_token_id"), int):
+        return None
+    folder = Path(path)
+    check_tokenizer_files(folder, manifest)
+    try:
+        from tokenizers import Tokenizer
+
+        from ..data.batching import PlainTokenizer
+
+        return PlainTokenizer(Tokenizer.from_file(str(inside(folder, "tokenizer.json"))), record["pad_token_id"],
+                              bool(record.get("encode_special_tokens", False)))
+    except Exception as exc:  # the Rust library raises its own kinds for a damaged file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ManifestError(f"{folder}: the tokenizer does not load ({reason}). {FIX}") from exc

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..artifact import PARITY_SAMPLE, derive_manifest, read_manifest, write_artifact
+from ..artifact import PARITY_SAMPLE, derive_manifest, plain_tokenizer_section, read_manifest, write_artifact
 from ..core.errors import ConfigError, DomainfitError
 from ..modeling.ngram import COMPANION_FILES
 from .onnx import fuse_attention, merge_peft, quantize_int8, trace
@@ -86,8 +86,12 @@ def export_model(model_path: str | Path, output: str | Path, *, fmt: str = "onnx
         if (source_path / "index").is_dir():  # a retrieval model's corpus index (rebuild it for int8)
             shutil.copytree(source_path / "index", staging / "index")
         difference, agreement = compare(task, reference, outputs(Predictor(staging, manifest), examples))
+        plain = None
+        if task.model_kind == "sequence":  # predictions may then encode without transformers
+            pairs = [e.text_pair or "" for e in examples] if task.needs_pair else None
+            plain = plain_tokenizer_section(staging, source.tokenizer, [e.text for e in examples], pairs)
         section = {"format": "onnx", "quantize": quantize or "fp32", "opset": opset, "source": str(model_path),
-                   "fused": fused,
+                   "fused": fused, **({"plain_tokenizer": plain} if plain else {}),
                    "parity": {"texts": len(examples), "max_abs_difference": difference, "agreement": agreement,
                               "min_agreement": min_agreement, "from": "--data" if data is not None else PARITY_SAMPLE},
                    "bytes": graph.stat().st_size, "tracer_warnings": traced}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..artifact import load_tokenizer, read_manifest
+from ..artifact import load_plain_tokenizer, load_tokenizer, read_manifest
 from ..artifact.load import load_companion, load_model
 from ..core.errors import DomainfitError
 from ..data.batching import encode_texts
@@ -40,18 +40,31 @@ class Predictor:
         self.task = get_task(self.manifest["task"], self.manifest.get("task_variant"))
         self.labels: list[str] = list(self.manifest.get("labels", []))
         self.max_length: int = self.manifest["model"]["max_length"]
-        if tokenizer is None:
-            tokenizer = load_tokenizer(self.path, self.manifest)  # checked: a missing one is refused
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
+        # An export whose tokenizer.json alone gives the same ids encodes without transformers;
+        # the full tokenizer is loaded when something else needs it (explanations, entities).
+        self._encoding = tokenizer
+        if tokenizer is None and self.task.model_kind == "sequence":
+            self._encoding = load_plain_tokenizer(self.path, self.manifest)
+        if self._encoding is None:
+            self._encoding = self.tokenizer  # loaded and checked: a missing one is refused
         self.model = (model if model is not None else load_model(self.path, self.manifest)).eval()
         companion = load_companion(self.path, self.manifest)
         if companion is not None:  # the artifact blends an n-gram model into the encoder's probabilities
             from ..modeling.ngram import Blended
 
-            self.model = Blended(self.model, companion, self.manifest["companion"]["weight"], tokenizer,
+            self.model = Blended(self.model, companion, self.manifest["companion"]["weight"], self._encoding,
                                  self.max_length)
         self._index = None
         self._evidence = None
+
+    @property
+    def tokenizer(self):
+        """The model's tokenizer (transformers'), checked against the manifest; loaded on first
+        use where predictions do not need it."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.path, self.manifest)
+        return self._tokenizer
 
     @property
     def backend(self) -> str:
@@ -63,7 +76,7 @@ class Predictor:
 
     def scores(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> torch.Tensor:
         """User-facing scores per text: probabilities ``(n, labels)`` or values ``(n,)``."""
-        return self.task.text_scores(self.model, self.tokenizer, list(texts), pairs, self.max_length, batch_size)
+        return self.task.text_scores(self.model, self._encoding, list(texts), pairs, self.max_length, batch_size)
 
     def predict_proba(self, texts: list[str] | str, pairs: list[str] | None = None,
                       batch_size: int = 64) -> np.ndarray:
@@ -120,7 +133,7 @@ class Predictor:
         if not texts:
             return []
         self._check_inputs(texts, pairs)
-        return self.task.predict_texts(self.model, self.tokenizer, list(texts), pairs, self.labels, self.max_length,
+        return self.task.predict_texts(self.model, self._encoding, list(texts), pairs, self.labels, self.max_length,
                                        top_k=top_k, batch_size=batch_size, word_split=self.word_split)
 
     def explain(self, texts: list[str] | str, target: str | None = None, method: str = "auto", *,

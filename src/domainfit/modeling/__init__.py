@@ -9,10 +9,29 @@ Modules:
     lm             a causal LM loader and the label scorer of zero-shot's LM backend
 """
 
-from .base_models import DEFAULT_MODEL_NAME, ResolvedModel, card_facts, resolve_model, weights_sha256
-from .heads import DomainModel, EmbeddingModel, TokenModel, build_encoder, build_task_model, freeze_lower_layers
-from .predict import autocast, embed_texts, predict_logits, top_k
+from importlib import import_module
 
-__all__ = ["DEFAULT_MODEL_NAME", "ResolvedModel", "resolve_model", "weights_sha256", "card_facts", "DomainModel",
-           "EmbeddingModel", "TokenModel", "build_encoder", "build_task_model", "freeze_lower_layers", "autocast", "embed_texts",
-           "predict_logits", "top_k"]
+_EXPORTS = {
+    "base_models": ("DEFAULT_MODEL_NAME", "ResolvedModel", "card_facts", "resolve_model", "weights_sha256"),
+    "heads": ("DomainModel", "EmbeddingModel", "TokenModel", "build_encoder", "build_task_model",
+              "freeze_lower_layers", "keep_layers", "spread_layers"),
+    "predict": ("autocast", "embed_texts", "predict_logits", "top_k"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    """Names are imported from their module on first use: running an exported (ONNX) model
+    needs ``predict`` but not ``heads``, whose transformers import costs about a second of a
+    ``domainfit predict`` run."""
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

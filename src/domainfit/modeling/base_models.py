@@ -161,14 +161,23 @@ def weights_sha256(path: Path | None) -> str | None:
 
 def quiet_transformers() -> None:
     """Silence transformers' info logs and progress bars, and FutureWarnings (for the
-    command line, whose own lines say what happens)."""
+    command line, whose own lines say what happens). When transformers is not imported yet,
+    its environment settings do it (``TRANSFORMERS_VERBOSITY``, ``HF_HUB_DISABLE_PROGRESS_BARS``,
+    unless the user set them), so that a command that never needs it (``domainfit predict``
+    with an ONNX model) does not pay for its import."""
+    import sys
     import warnings
 
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    if "transformers" not in sys.modules:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        if "huggingface_hub" not in sys.modules:
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            return
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 @contextlib.contextmanager

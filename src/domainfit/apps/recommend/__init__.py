@@ -11,7 +11,19 @@ public parts: the base-model resolver, the encoder, the serving package.
     >>> rec.recommend(rec.user_histories(["1"]), k=10)                  # doctest: +SKIP
 """
 
-from .bundle import add_items, load_recommender, read_bundle, train_bundle
-from .recipe import Recipe, load_recipe
+from __future__ import annotations
+
+from importlib import import_module
 
 __all__ = ["train_bundle", "load_recommender", "read_bundle", "add_items", "Recipe", "load_recipe"]
+
+_WHERE = {"train_bundle": "bundle", "load_recommender": "bundle", "read_bundle": "bundle", "add_items": "bundle",
+          "Recipe": "recipe", "load_recipe": "recipe"}
+
+
+def __getattr__(name: str):
+    """Imported on first use, so that the command line (which lists this app's commands) does
+    not load the recommender's numerical stack."""
+    if name in _WHERE:
+        return getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(name)
