@@ -224,7 +224,11 @@ def _removal(predictor, pair: str | None, parts: list[dict], column: int | None,
     one batch: a word scores ``p(text) - p(text without it)`` after the words already taken
     out. Occlusion is the first round alone. Deletion (``greedy``) then takes out the words
     with the largest drops until half of the words are out (1 word, then 2, 4, 8, ... in all):
-    a word taken out keeps the drop of its round, the others their drop in the last round."""
+    a word taken out keeps the drop of its round, the others their drop in the last round, and
+    the scores then follow the order of removal (the words taken out first, in that order, then
+    the others by their drop): where a later drop is larger than an earlier one (words that
+    matter only together), it is lowered to just below the one before it, so that the top k
+    words of the explanation are the k words whose removal was found to matter most."""
     words = [(p, i) for p, part in enumerate(parts) for i in range(len(part["spans"]))]
     until = max(1, math.ceil(len(words) / 2)) if greedy else 1
 
@@ -250,6 +254,11 @@ def _removal(predictor, pair: str | None, parts: list[dict], column: int | None,
         if size >= until:
             break
         size = min(2 * size, until)
+    if greedy:
+        rest = sorted((w for w in range(len(words)) if w not in removed), key=lambda w: -scores[w])
+        previous = math.inf
+        for w in removed + rest:  # ranked as found; 1e-6 apart, which the 6-decimal output keeps
+            scores[w] = previous = min(round(float(scores[w]), 6), round(previous - 1e-6, 6))
     out, at = [], 0
     for part in parts:
         out.append(scores[at:at + len(part["spans"])])
