@@ -57,6 +57,17 @@ def machine(torch_info: bool = True) -> dict:
     return out
 
 
+def cpu_kind(info: dict | None = None) -> str:
+    """A short name for the instruction sets that decide speed here: "AVX-512 VNNI + bf16",
+    "AVX-512 VNNI", "AVX2 only" (no VNNI, no bf16), or what the sets are."""
+    sets = (info or cpu_flags()).get("instruction_sets", [])
+    if "avx512_vnni" in sets:
+        return "AVX-512 VNNI + bf16" if "avx512_bf16" in sets else "AVX-512 VNNI"
+    if "avx_vnni" in sets:
+        return "AVX-VNNI"
+    return "AVX2 only" if "avx2" in sets else (", ".join(sets) or "CPU not recorded")
+
+
 def write_results(name: str, payload: dict) -> Path:
     """Write ``results/NAME.json``."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

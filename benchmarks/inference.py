@@ -1,19 +1,25 @@
 """Inference on the Banking77 test set, side by side: the transformers text-classification
 pipeline, domainfit torch, domainfit ONNX fp32 and domainfit ONNX int8.
 
-    python benchmarks/inference.py [--rounds 3] [--slice 384] [--latency-texts N]
+    python benchmarks/inference.py [--rounds 3] [--slice 384] [--latency-texts N] [--student N] [--end-to-end 1500]
 
 Models (cached in benchmarks/work/, trained once when missing):
 - the peer: all-MiniLM-L6-v2 fine-tuned by ``transformers.Trainer`` (lr 2e-4, 5 epochs: the
   best of the peer sweep in RESULTS.md), run by ``pipeline("text-classification",
   batch_size=32)``;
 - domainfit: ``domainfit train`` with its defaults, then ``domainfit export`` to ONNX fp32
-  and int8 (the parity check runs as in normal use).
+  and int8 (the parity check runs as in normal use);
+- with ``--student N``: a shallower model for CPUs without VNNI, where int8 gains less:
+  ``domainfit train --model M --teacher M --set training.layers=N`` (N of the trained
+  model's layers, spread over its depth, taught by the model itself), exported to int8.
 
-For each system: throughput over all 3,080 test texts (after a warm-up pass over 256),
+For each system: the time of a whole fresh process over 1,500 test texts (``--end-to-end``:
+``domainfit predict`` against a pipeline script, start-up and loading included, which is what
+a user who labels a file waits for), throughput over all 3,080 test texts (after a warm-up pass over 256),
 latency of single texts (p50 and p99 over all test texts, or ``--latency-texts`` of them,
-sent one at a time) and test accuracy. Results: benchmarks/results/inference.json and
-RESULTS.md.
+sent one at a time) and test accuracy. Results: benchmarks/results/inference.json (the latest
+run, which ``serve_load.py`` compares with) and a RESULTS.md section per CPU kind (AVX-512 VNNI,
+AVX2 only), since int8's gain depends on it.
 
 The machine's speed moves by tens of percent from one second to the next (it is shared),
 so the systems take turns: each of ``--rounds`` rounds cuts the test set into
@@ -40,7 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import HERE, SHARED_DATA, machine, peak_rss_mb, read_csv, replace_section, write_results  # noqa: E402
+from _common import HERE, SHARED_DATA, cpu_kind, machine, peak_rss_mb, read_csv, replace_section, write_results  # noqa: E402
 
 DATA = SHARED_DATA / "banking77"
 WORK = HERE / "work"
@@ -69,7 +75,7 @@ def _peer_model() -> Path:
     return folder
 
 
-def _domainfit_models() -> dict[str, Path]:
+def _domainfit_models(student: int | None) -> dict[str, Path]:
     import domainfit
     from domainfit.export import export_model
 
@@ -77,10 +83,18 @@ def _domainfit_models() -> dict[str, Path]:
     if not (torch_model / "domainfit.json").is_file():
         domainfit.train(output=str(torch_model), overwrite=True, **{"data.train": str(DATA / "train.csv")})
     out = {"torch": torch_model}
-    for name, quantize in (("onnx-fp32", None), ("onnx-int8", "int8")):
-        folder = WORK / f"banking77-{name}"
+    exports = [("onnx-fp32", torch_model, None), ("onnx-int8", torch_model, "int8")]
+    if student:
+        small = WORK / f"banking77-student-{student}"
+        if not (small / "domainfit.json").is_file():
+            domainfit.train(output=str(small), overwrite=True, model=str(torch_model), **{
+                "data.train": str(DATA / "train.csv"), "training.teacher": str(torch_model),
+                "training.layers": student})
+        exports.append((f"onnx-int8, {student}-layer student", small, "int8"))
+    for name, source, quantize in exports:
+        folder = WORK / f"banking77-{name.replace(', ', '-').replace(' ', '-')}"
         shutil.rmtree(folder, ignore_errors=True)
-        export_model(torch_model, folder, quantize=quantize, min_agreement=0.95)
+        export_model(source, folder, quantize=quantize, min_agreement=0.95)
         out[name] = folder
     return out
 
@@ -130,7 +144,55 @@ def _latency(predict_one, texts: list[str], latency_texts: int) -> dict:
             "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
 
 
+def _pipeline_worker(model: str, data: str, out: str) -> None:
+    """The peer as a user runs it from a script: load the pipeline, label a CSV, write JSONL."""
+    import json
+
+    from transformers import pipeline
+
+    texts, _ = read_csv(Path(data))
+    pipe = pipeline("text-classification", model=model, device=-1, batch_size=32, truncation=True)
+    with open(out, "w", encoding="utf-8") as fh:
+        for text, r in zip(texts, pipe(texts)):
+            fh.write(json.dumps({"text": text, "label": r["label"], "score": r["score"]}) + "\n")
+
+
+def _end_to_end(peer_dir: Path, models: dict[str, Path], texts: list[str], gold: list[str], n: int,
+                rounds: int) -> dict:
+    """Seconds of a whole fresh process that labels ``n`` test texts (a random sample, as a
+    CSV) and writes them out: ``domainfit predict`` for each export, a pipeline script for
+    the peer (start-up, imports and loading included). The systems take turns in each round;
+    the figure is the median over rounds."""
+    import csv
+    import subprocess
+
+    sample = random.Random(1).sample(range(len(texts)), n)
+    data = WORK / f"end_to_end_{n}.csv"
+    with open(data, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows([texts[i], gold[i]] for i in sample)
+    out = WORK / "end_to_end_out.jsonl"
+    commands = {"transformers pipeline (batch 32)": [sys.executable, __file__, "--pipeline-worker", str(peer_dir),
+                                                     str(data), str(out)]}
+    for name, folder in models.items():
+        if name != "torch":
+            commands[f"domainfit {name}"] = [sys.executable, "-m", "domainfit.cli", "predict", str(folder), "--data",
+                                             str(data), "--output", str(out)]
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            seconds[name].append(time.perf_counter() - started)
+    peer = statistics.median(seconds["transformers pipeline (batch 32)"])
+    return {name: {"seconds": statistics.median(s), "rounds_seconds": s,
+                   "speed_vs_pipeline": peer / statistics.median(s)} for name, s in seconds.items()}
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--pipeline-worker":
+        return _pipeline_worker(*sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--latency-texts", type=int, default=None,
                     help="single-text latency over this many test texts (default: all)")
@@ -138,12 +200,16 @@ def main() -> None:
                     help="throughput rounds; each runs every system over the whole test set, in turns of a slice")
     ap.add_argument("--slice", type=int, default=384,
                     help="texts per turn (384: 12 batches of the pipeline's 32, 6 of domainfit's 64)")
+    ap.add_argument("--end-to-end", type=int, default=1500,
+                    help="also time whole `domainfit predict` runs over this many test texts (0: skip)")
+    ap.add_argument("--student", type=int, default=None,
+                    help="also a student of this many layers, taught by the domainfit model, in int8")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     texts, gold = read_csv(DATA / "test.csv")
     latency_texts = min(args.latency_texts or len(texts), len(texts))
     peer_dir = _peer_model()
-    models = _domainfit_models()
+    models = _domainfit_models(args.student)
     load_before = os.getloadavg()[0]
 
     from transformers import pipeline
@@ -171,26 +237,41 @@ def main() -> None:
     for name, r in systems.items():
         print(f"{name:36s} {r['texts_per_s']:7.0f} texts/s ({r['speed_vs_pipeline']:.2f}x)  p50 {r['p50_ms']:.1f} ms  "
               f"p99 {r['p99_ms']:.1f} ms  accuracy {r['accuracy']:.4f}", flush=True)
-    payload = {"command": COMMAND, "systems": systems, "test_texts": len(texts), "rounds": args.rounds,
-               "latency_texts": latency_texts,
+    end_to_end = _end_to_end(peer_dir, models, texts, gold, args.end_to_end, args.rounds) if args.end_to_end else {}
+    for name, r in end_to_end.items():
+        print(f"end to end, {args.end_to_end} texts: {name:36s} {r['seconds']:6.2f} s ({r['speed_vs_pipeline']:.2f}x)",
+              flush=True)
+    command = COMMAND + (f" --student {args.student}" if args.student else "")
+    kind = cpu_kind()
+    payload = {"command": command, "cpu_kind": kind, "systems": systems, "end_to_end": end_to_end,
+               "end_to_end_texts": args.end_to_end, "test_texts": len(texts),
+               "rounds": args.rounds, "latency_texts": latency_texts,
                "slice": args.slice, "peak_rss_mb": peak_rss_mb(),
                "load_before": load_before, "load_after": os.getloadavg()[0], "machine": machine()}
     write_results("inference", payload)
     torch_acc = systems["domainfit torch"]["accuracy"]
-    lines = ["## Inference: Banking77 test (3,080 texts, all-MiniLM-L6-v2, 2 CPU cores)", "",
-             f"Command: `{COMMAND}`. Throughput over all test texts (sorted by length, padded per batch for "
-             f"domainfit; the pipeline as it comes, batch 32), median of {args.rounds} rounds; in each round the "
+    lines = [f"## Inference: Banking77 test (3,080 texts, all-MiniLM-L6-v2, 2 CPU cores, {kind})", "",
+             f"Command: `{command}` ({payload['machine']['cpu_model']}, {payload['machine']['date']}). Throughput "
+             "over all test texts (sorted by length, padded per batch for domainfit; the pipeline as it comes, "
+             f"batch 32), median of {args.rounds} rounds; in each round the "
              f"systems take turns on slices of {args.slice} texts, in a random order per slice, so that the "
              "shared machine's slow spells hit all of them (× pipeline: the median of the per-round ratios). "
              f"Single-text latency over {latency_texts:,} test texts sent one at a time. The peer is fine-tuned "
              "by HF Trainer (lr 2e-4, 5 epochs); domainfit's models come from one `domainfit train` and its "
-             "exports.", "",
+             "exports" + (f"; the student from `domainfit train --model M --teacher M --set training.layers="
+                          f"{args.student}` (M: that model)" if args.student else "") + ".", "",
              "| system | texts/s | × pipeline | p50 ms | p99 ms | accuracy | Δ vs domainfit torch |",
              "|---|---|---|---|---|---|---|"]
     for name, r in systems.items():
         delta = f"{100 * (r['accuracy'] - torch_acc):+.2f} pt" if name.startswith("domainfit") else "—"
         lines.append(f"| {name} | {r['texts_per_s']:.0f} | {r['speed_vs_pipeline']:.2f}× | {r['p50_ms']:.1f} | "
                      f"{r['p99_ms']:.1f} | {r['accuracy']:.4f} | {delta} |")
+    if end_to_end:
+        lines += ["", f"A whole fresh process over {args.end_to_end:,} test texts (a random sample as a CSV; start-up, "
+                  "imports and loading included, written out as JSONL): `domainfit predict MODEL --data FILE --output "
+                  "OUT` against a script that runs the pipeline; median of the rounds, in turns.", "",
+                  "| system | seconds | × pipeline |", "|---|---|---|"]
+        lines += [f"| {name} | {r['seconds']:.2f} | {r['speed_vs_pipeline']:.2f}× |" for name, r in end_to_end.items()]
     replace_section(lines[0], "\n".join(lines) + "\n")
 
 
