@@ -250,15 +250,33 @@ def test_methods_an_artifact_supports(trained):
         model.explain("where is my card", method="nonsense")
 
 
-def test_onnx_artifacts_are_explained_by_occlusion(trained, tmp_path):
+def test_onnx_artifacts_are_explained_by_removing_words(trained, tmp_path):
     from domainfit.export import export_model
 
     export_model(trained["classification"], tmp_path / "onnx")
     exported, original = domainfit.load(tmp_path / "onnx"), domainfit.load(trained["classification"])
     assert supported_methods(exported) == ("occlusion", "deletion") and "evidence" not in exported.manifest
     e = exported.explain("refund my order")[0]["explanation"]
-    assert e["method"] == "occlusion"
-    reference = original.explain("refund my order", method="occlusion")[0]["explanation"]
+    assert e["method"] == "deletion"
+    reference = original.explain("refund my order", method="deletion")[0]["explanation"]
     assert np.allclose([w["score"] for w in e["words"]], [w["score"] for w in reference["words"]], atol=1e-4)
+    occlusion = exported.explain("refund my order", method="occlusion")[0]["explanation"]
+    reference = original.explain("refund my order", method="occlusion")[0]["explanation"]
+    assert np.allclose([w["score"] for w in occlusion["words"]], [w["score"] for w in reference["words"]], atol=1e-4)
     with pytest.raises(ConfigError, match="ONNX"):
         exported.explain("refund my order", method="integrated-gradients")
+
+
+def test_auto_explains_long_texts_by_occlusion(trained, monkeypatch):
+    """auto is greedy deletion, whose cost grows faster than the text; past AUTO_DELETION_WORDS
+    words it runs occlusion's single round instead, and says so."""
+    from domainfit.inference import explain as module
+
+    model = domainfit.load(trained["classification"])
+    assert model.explain("refund my order")[0]["explanation"]["method"] == "deletion"
+    monkeypatch.setattr(module, "AUTO_DELETION_WORDS", 3)
+    short, long = model.explain(["refund my order", "please refund my order"])
+    assert short["explanation"]["method"] == "deletion" and long["explanation"]["method"] == "occlusion"
+    reference = model.explain("please refund my order", method="occlusion")[0]["explanation"]
+    assert long["explanation"]["words"] == reference["words"]
+    assert model.explain("please refund my order", method="deletion")[0]["explanation"]["method"] == "deletion"
