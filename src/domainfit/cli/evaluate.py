@@ -80,8 +80,8 @@ def explain_command(
     target: Optional[str] = typer.Option(None, "--target", help="The label to explain (default: the predicted "
                                          "one; an entity type for token classification)."),
     method: str = typer.Option("auto", "--method", help="auto | occlusion | deletion | integrated-gradients | "
-                               "gradient-x-input (auto: deletion, the most faithful, which every model supports; "
-                               "occlusion beyond 64 words and for NER; occlusion: about 3x faster)."),
+                               "gradient-x-input (auto: deletion, the most faithful measured; occlusion beyond 64 "
+                               "words and for NER. occlusion is about 3x faster)."),
     pair: Optional[str] = typer.Option(None, "--pair", help="Pair models: the second text (for every text)."),
     evidence: int = typer.Option(3, "--evidence", help="How many of the most similar training examples to show "
                                  "(where the model stores them; 0: none)."),
