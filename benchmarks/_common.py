@@ -60,7 +60,7 @@ def machine(torch_info: bool = True) -> dict:
 def cpu_kind(info: dict | None = None) -> str:
     """A short name for the instruction sets that decide speed here: "AVX-512 VNNI + bf16",
     "AVX-512 VNNI", "AVX2 only" (no VNNI, no bf16), or what the sets are."""
-    sets = (info or cpu_flags()).get("instruction_sets", [])
+    sets = (info if info is not None else cpu_flags()).get("instruction_sets") or []
     if "avx512_vnni" in sets:
         return "AVX-512 VNNI + bf16" if "avx512_bf16" in sets else "AVX-512 VNNI"
     if "avx_vnni" in sets:

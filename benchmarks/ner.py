@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, SHARED_DATA, machine, peak_rss_mb, replace_section, run_cached  # noqa: E402
+from _common import RESULTS_DIR, SHARED_DATA, cpu_kind, machine, peak_rss_mb, replace_section, run_cached  # noqa: E402
 
 DATASETS = {"wnut17": "WNUT-17 (English)", "resume_ner": "Resume NER (Chinese, characters)"}
 RESULTS_FILE = RESULTS_DIR / "ner.json"
@@ -185,9 +185,7 @@ def run(specs: list[dict], rerun: bool) -> dict:
 
 def _cpu(r: dict) -> str:
     m = r.get("machine") or {}
-    sets = m.get("instruction_sets") or []
-    kind = "AVX-512 + bf16" if "avx512_bf16" in sets else ("AVX2 only" if sets == ["avx2"] else "CPU not recorded")
-    return f"{kind}; {'fp32' if r['system'] == 'peer' else m.get('auto_precision', '?')}"
+    return f"{cpu_kind(m)}; {'fp32' if r['system'] == 'peer' else m.get('auto_precision', '?')}"
 
 
 def _base_label(r: dict) -> str:

@@ -171,9 +171,13 @@ def quiet_transformers() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     if "transformers" not in sys.modules:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        if "huggingface_hub" not in sys.modules:
+        if "huggingface_hub" in sys.modules:  # its switch was read at its import: turn the bars off directly
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        else:
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            return
+        return
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
