@@ -25,8 +25,9 @@ open hours branch close speak agent human person phone number change update addr
 still waiting week weeks days broken pin blocked fee charge exchange rate euro dollar cash atm top up""".split()
 
 
-def make_tiny_model(folder: Path, *, dropout: float = 0.1, seed: int = 0) -> Path:
-    """Write a 2-layer, hidden-32 BERT and a word-level WordPiece tokenizer into ``folder``."""
+def make_tiny_model(folder: Path, *, dropout: float = 0.1, seed: int = 0, extra_tokens: tuple[str, ...] = ()) -> Path:
+    """Write a 2-layer, hidden-32 BERT and a word-level WordPiece tokenizer (lowercasing, with
+    ``extra_tokens`` at the end of its vocabulary) into ``folder``."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -34,7 +35,7 @@ def make_tiny_model(folder: Path, *, dropout: float = 0.1, seed: int = 0) -> Pat
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list("abcdefghijklmnopqrstuvwxyz0123456789?!.,'") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
     chars += list("我的卡丢了退款密码")
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(specials + WORDS + chars))}
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(specials + WORDS + chars + list(extra_tokens)))}
     # transformers 5 takes the vocabulary as `vocab`; a `vocab_file=` keyword is silently ignored.
     tok = BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=64)
     tok.save_pretrained(str(folder))

@@ -193,6 +193,59 @@ def test_ner_trains_predicts_spans_and_round_trips(tmp_path, tiny_model, method)
     assert all(0 < float(r["score"]) <= 1 for r in rows)
 
 
+def test_case_markers_let_an_uncased_model_see_capitals(tmp_path):
+    from conftest import make_tiny_model
+    from domainfit.tasks.token import CASE_MARKERS, TokenClassificationTask, case_marker_ids
+
+    marked_model = make_tiny_model(tmp_path / "base", extra_tokens=CASE_MARKERS)
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(str(marked_model))
+    title, upper = case_marker_ids(tokenizer)
+    task = get_task(NER).for_tokenizer(tokenizer)
+    assert task.case_markers and task.variant == "case-markers"
+    assert get_task(NER).for_tokenizer(tokenizer, enabled=False).case_markers is False
+    # a word with a capital gets its marker after its own pieces; the loss ignores the marker
+    examples = [Example(text="my Card is ATM", tokens=("my", "Card", "is", "ATM"),
+                        label=["B-PER", "O", "O", "B-LOC"], line=1)]
+    labels = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    enc = task.encode_examples(tokenizer, examples, labels, 64)
+    words = [tokenizer.convert_tokens_to_ids(w) for w in ("my", "card", "is", "atm")]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert enc.input_ids[0] == [cls, words[0], words[1], title, words[2], words[3], upper, sep]
+    assert enc.targets[0] == [-100, 3, 0, -100, 0, 1, -100, -100]
+    assert TokenClassificationTask().encode_examples(tokenizer, examples, labels, 64).input_ids[0] == [
+        cls, *words, sep]
+    # a cased tokenizer, or a vocabulary without the spare tokens: no markers
+    assert case_marker_ids(AutoTokenizer.from_pretrained(str(make_tiny_model(tmp_path / "plain")))) is None
+
+    # "Paris" the city, "paris" a word that is not one: only capitals tell them apart
+    rows = []
+    for person in ("anna", "paul", "peter"):
+        rows.append({"tokens": ["i", "saw", person, "in", "Paris"], "tags": ["O", "O", "O", "O", "B-LOC"]})
+        rows.append({"tokens": ["i", "saw", person, "in", "paris"], "tags": ["O", "O", "O", "O", "O"]})
+        rows.append({"tokens": ["Rome", "is", "where", person, "is"], "tags": ["B-LOC", "O", "O", "O", "O"]})
+        rows.append({"tokens": ["rome", "is", "where", person, "is"], "tags": ["O", "O", "O", "O", "O"]})
+    data = _jsonl(tmp_path / "case.jsonl", rows * 3)
+    scores = {}
+    for markers in (True, False):
+        out = tmp_path / f"markers-{markers}"
+        result = domainfit.train(output=str(out), model=str(marked_model), task=NER, **fast_settings(**{
+            "data.train": str(data), "data.eval": str(data), "training.epochs": 15, "training.case_markers": markers}))
+        scores[markers] = result.eval_metrics["f1"]
+        assert result.manifest.get("task_variant") == ("case-markers" if markers else None)
+    assert scores[True] == 1.0 and scores[False] < 0.8
+    model = domainfit.load(tmp_path / "markers-True")  # the variant comes back from the manifest
+    assert model.task.case_markers
+    found = [[e["text"] for e in p["entities"]] for p in model.predict(["i saw anna in Paris", "i saw anna in paris"])]
+    assert found == [["Paris"], []]
+    from domainfit.export import export_model
+    export_model(tmp_path / "markers-True", tmp_path / "onnx")  # its parity check runs the markers too
+    exported = domainfit.load(tmp_path / "onnx")
+    assert exported.backend == "onnx" and exported.task.case_markers
+    again = exported.predict(["i saw anna in Paris", "i saw anna in paris"])
+    assert [[e["text"] for e in p["entities"]] for p in again] == found
+
+
 def test_chinese_ner_uses_character_words(tmp_path, tiny_model):
     rows = [{"tokens": list("我的卡丢了"), "tags": ["O", "O", "B-ITEM", "O", "O"]},
             {"tokens": list("退款密码"), "tags": ["B-ACT", "I-ACT", "O", "O"]}] * 12

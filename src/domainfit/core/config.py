@@ -143,6 +143,9 @@ class TrainingConfig:
     freeze_embeddings: bool = _f(True, "Keep the word-embedding matrix fixed (faster, less memory).")
     freeze_layers: int = _f(0, "Keep the embeddings and the lowest N encoder layers fixed: a faster step (the "
                                "backward pass stops above them); 0 trains every layer.")
+    case_markers: bool = _f(True, "Token classification with a tokenizer that lowercases (the default encoder's): "
+                                  "follow each capitalised word with a spare vocabulary token, so that the model "
+                                  "still sees capitals; ignored where the tokenizer keeps case.")
     layers: int = _f(0, "Keep only N of the encoder's layers, spread over its depth (0: all): a shallower model "
                         "that predicts faster, usually started from a trained model (--model) and taught by it "
                         "(training.teacher). See docs/deployment.md.")

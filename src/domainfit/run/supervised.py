@@ -146,6 +146,7 @@ def prepare(cfg: RunConfig, train_data=None, eval_data=None, validation_data=Non
     cfg.training.max_length = min(cfg.training.max_length, getattr(tokenizer, "model_max_length", 0) or 10**6)
     train_ds, val_ds, eval_ds = _load_data(cfg, task, tokenizer, train_data, eval_data, validation_data)
     task = task.for_targets([e.label for e in train_ds.examples])
+    task = task.for_tokenizer(tokenizer, cfg.training.case_markers)
     extra_warnings = []
     if cfg.data.shots:
         extra_warnings = _take_shots(train_ds, cfg.data.shots, cfg.training.seed, task)

@@ -11,7 +11,7 @@ from .multilabel import MultiLabelTask
 from .pair import PAIR_VARIANTS, PairClassificationTask, pair_variant
 from .regression import RegressionTask
 from .retrieval import RetrievalTask
-from .token import TokenClassificationTask
+from .token import CASE_VARIANT, TokenClassificationTask
 
 TASKS: dict[str, Task] = {
     "classification": ClassificationTask(),
@@ -24,11 +24,14 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(name: str, variant: str | None = None) -> Task:
-    """Return the task registered as ``name`` (for ``pair``, in its ``variant``)."""
+    """Return the task registered as ``name`` (for ``pair``, in its ``variant``; token
+    classification with case markers for the variant ``case-markers``)."""
     from ..core.errors import ConfigError
 
     if name == "pair" and variant is not None:
         return PAIR_VARIANTS[variant]
+    if name == "token-classification" and variant == CASE_VARIANT:
+        return TokenClassificationTask(case_markers=True)
     try:
         return TASKS[name]
     except KeyError:

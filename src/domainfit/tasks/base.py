@@ -66,7 +66,7 @@ class Task(ABC):
     higher_is_better: bool = True
     stratify: bool = False
     model_kind: str = "sequence"  # "sequence" (pooled → head), "token" (a head per token), "embedding"
-    variant: str | None = None  # the pair task's flavour (classification, probability, score)
+    variant: str | None = None  # the pair task's flavour (classification, probability, score); token: case-markers
     report_as: str | None = None  # the report layout, when it differs from ``name``
     affine_output: bool = False  # the head's output is scaled by the training targets' std and mean
     needs_pair: bool = False  # inputs are two texts (--text-pair-column is required)
@@ -88,6 +88,11 @@ class Task(ABC):
     # ------------------------------------------------------------------ training data
     def for_targets(self, targets: list[Any]) -> Task:
         """The task to train for these training targets (the pair task picks its flavour)."""
+        return self
+
+    def for_tokenizer(self, tokenizer, enabled: bool = True) -> Task:
+        """The task to train with this tokenizer (token classification: with case markers
+        where it lowercases; ``enabled`` is ``training.case_markers``)."""
         return self
 
     def label_list(self, targets: list[Any]) -> list[str]:

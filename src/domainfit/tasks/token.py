@@ -10,6 +10,13 @@ Labels are ``["O", "B-T1", "I-T1", "B-T2", "I-T2", ...]`` (types sorted), so a t
 alone says its type and prefix: index ``1 + 2t`` is ``B-`` of type ``t``, ``2 + 2t`` is
 ``I-``. Metrics follow seqeval's conventions (conlleval): an entity counts only when its
 type and both ends match exactly.
+
+An uncased tokenizer (the default encoder's) reads "Apple" as "apple", yet capitals are much of
+what marks an entity in user-written text. With ``training.case_markers`` (on by default) a
+word written with a capital gets one more piece after its own, a spare token of the vocabulary
+(:data:`CASE_MARKERS`: one for a capitalised word, one for a word in capitals), which the model
+learns to read like any other piece; the loss ignores it. The artifact records it as the task
+variant ``case-markers``, so that predictions mark words the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +31,37 @@ from ..core.errors import DataError, Problem, RequestError
 from ..data.tokens import entities_from_tags, repair_bio, split_words, word_split_mode
 from .base import Task, check_count, check_text
 
-__all__ = ["TokenClassificationTask", "entity_metrics", "words_example"]
+__all__ = ["CASE_MARKERS", "TokenClassificationTask", "case_marker_ids", "entity_metrics", "words_example"]
+
+CASE_MARKERS = ("[unused1]", "[unused2]")
+"""The spare vocabulary tokens that mark a capitalised word ("Paris") and a word in capitals
+("NASA"), in BERT-style uncased vocabularies."""
+CASE_VARIANT = "case-markers"
+
+
+def case_marker_ids(tokenizer) -> tuple[int, int] | None:
+    """The ids of :data:`CASE_MARKERS` where ``tokenizer`` lowercases ("Paris" and "paris" give
+    the same ids) and its vocabulary has both as tokens of their own; else None (a cased
+    tokenizer sees capitals already)."""
+    try:
+        if tokenizer("Paris", add_special_tokens=False)["input_ids"] != tokenizer(
+                "paris", add_special_tokens=False)["input_ids"]:
+            return None
+        vocab = tokenizer.get_vocab()
+    except (AttributeError, TypeError):
+        return None
+    ids = tuple(vocab.get(token) for token in CASE_MARKERS)
+    if any(i is None for i in ids) or ids[0] == ids[1]:
+        return None
+    return ids  # type: ignore[return-value]
+
+
+def _case(word: str) -> int | None:
+    """0: starts with a capital ("Paris", "I"); 1: two or more letters, all capitals ("NASA");
+    None: no capital first."""
+    if not word[:1].isupper():
+        return None
+    return 1 if len(word) > 1 and word.isupper() else 0
 
 
 @dataclass
@@ -44,8 +81,10 @@ def _special_layout(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
-def _windows(tokenizer, examples, max_length: int, tags: list[list[str]] | None):
-    """Encode every sentence as one or more windows of at most ``max_length`` positions."""
+def _windows(tokenizer, examples, max_length: int, tags: list[list[str]] | None, case_markers: bool = False):
+    """Encode every sentence as one or more windows of at most ``max_length`` positions (a
+    capitalised word followed by its case marker, with ``case_markers``)."""
+    markers = case_marker_ids(tokenizer) if case_markers else None
     word_lists = [list(e.tokens) for e in examples]
     if not word_lists:
         return [], []
@@ -61,6 +100,11 @@ def _windows(tokenizer, examples, max_length: int, tags: list[list[str]] | None)
         for position, word in enumerate(encoded.word_ids(n)):
             if word is not None:
                 pieces[word].append(ids[position])
+        if markers is not None:
+            for word, text in enumerate(words):
+                kind = _case(text)
+                if kind is not None and pieces[word]:
+                    pieces[word].append(markers[kind])
         if not words:  # a text with no visible character: one empty window, no entities
             rows.append(prefix + suffix)
             windows.append(_Window(n, 0, []))
@@ -97,6 +141,16 @@ class TokenClassificationTask(Task):
     # 0.1), 0.577 without smoothing; see docs/training.md
     training_defaults = {"training.label_smoothing": 0.0}
 
+    def __init__(self, case_markers: bool = False):
+        self.case_markers = case_markers
+        self.variant = CASE_VARIANT if case_markers else None
+
+    def for_tokenizer(self, tokenizer, enabled: bool = True) -> TokenClassificationTask:
+        """With case markers where ``enabled`` and the tokenizer lowercases and has spare
+        tokens for them (:func:`case_marker_ids`); else without."""
+        wanted = bool(enabled and case_marker_ids(tokenizer) is not None)
+        return self if wanted == self.case_markers else TokenClassificationTask(case_markers=wanted)
+
     def label_list(self, targets):
         types = sorted({tag[2:] for tags in targets for tag in tags if tag != "O"})
         return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in "BI"]
@@ -122,7 +176,7 @@ class TokenClassificationTask(Task):
         from ..data.batching import Encoded
 
         gold = [e.label for e in examples] if examples and examples[0].label is not None else None
-        rows, windows = _windows(tokenizer, examples, max_length, gold)
+        rows, windows = _windows(tokenizer, examples, max_length, gold, self.case_markers)
         enc = Encoded(input_ids=rows)
         enc.windows = windows
         if gold is not None:
