@@ -47,11 +47,11 @@ def case_marker_ids(tokenizer) -> tuple[int, int] | None:
         if tokenizer("Paris", add_special_tokens=False)["input_ids"] != tokenizer(
                 "paris", add_special_tokens=False)["input_ids"]:
             return None
-        vocab = tokenizer.get_vocab()
+        ids = tuple(tokenizer.convert_tokens_to_ids(token) for token in CASE_MARKERS)
     except (AttributeError, TypeError):
         return None
-    ids = tuple(vocab.get(token) for token in CASE_MARKERS)
-    if any(i is None for i in ids) or ids[0] == ids[1]:
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if any(not isinstance(i, int) or i == unknown for i in ids) or ids[0] == ids[1]:
         return None
     return ids  # type: ignore[return-value]
 
