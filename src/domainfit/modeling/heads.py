@@ -49,11 +49,11 @@ def freeze_lower_layers(encoder: nn.Module, n: int) -> int:
     found = _layer_list(encoder)
     if found is None:
         raise ConfigError("training.freeze_layers: this encoder's layer list was not found; leave it at 0.")
-    count = len(found[2])
+    layers = found[2]
+    count = len(layers)
     if not 0 <= n < count:
         raise ConfigError(f"training.freeze_layers is {n}; this encoder has {count} layers (at most {count - 1} "
                           "can be fixed, one must train).")
-    layers = found[2]
     embeddings = encoder.get_input_embeddings()
     for module in [getattr(encoder, "embeddings", embeddings), *layers[:n]]:
         for p in module.parameters():

@@ -272,11 +272,9 @@ def _check_layers(training, base) -> list[int] | None:
     if training.layers and training.layers >= count:
         raise ConfigError(f"training.layers is {training.layers}; this encoder has {count} layers: keep fewer "
                           "(0 keeps them all).")
-    depth = training.layers or count
-    if training.freeze_layers >= depth:
-        has = f"the model keeps {depth}" if training.layers else f"this encoder has {depth}"
-        raise ConfigError(f"training.freeze_layers is {training.freeze_layers}; {has} layers (at most {depth - 1} can "
-                          "be fixed, one must train).")
+    if training.freeze_layers >= count:  # below training.layers is the configuration's own check
+        raise ConfigError(f"training.freeze_layers is {training.freeze_layers}; this encoder has {count} layers (at "
+                          f"most {count - 1} can be fixed, one must train).")
     return spread_layers(count, training.layers) if training.layers else None
 
 
