@@ -104,14 +104,18 @@ def bootstrap(per_user: np.ndarray, seed: int = 0, rounds: int = 1000) -> dict:
 
 
 def rank_all(rec, hist, blocked_rows) -> dict[int, np.ndarray]:
-    """Top-K item indices per user of ``rec``'s full scores, ``blocked_rows`` excluded."""
+    """Top-K item indices per user of ``rec``'s full scores, ``blocked_rows`` excluded (with
+    the recommender's own cold slots, as ``recommend`` keeps them)."""
+    from domainfit.apps.recommend.model import top_k
+
     scores = rec.score(hist)
+    slots = rec.hybrid.cold_slots(K)
+    cold = rec.counts < rec.hybrid.cold_threshold
     out = {}
     for r in range(len(hist)):
         row = scores[r]
         row[blocked_rows[r]] = -np.inf
-        top = np.argpartition(-row, K)[:K]
-        out[r] = top[np.argsort(-row[top], kind="stable")]
+        out[r] = top_k(row, K, cold, slots)
     return out
 
 

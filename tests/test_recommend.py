@@ -10,13 +10,13 @@ import pytest
 import scipy.sparse as sp
 
 from domainfit.apps.recommend import load_recipe, load_recommender, train_bundle
-from domainfit.apps.recommend.components import EASE, FitData, make_component
+from domainfit.apps.recommend.components import EASE, Content, FitData, Sequence, make_component
 from domainfit.apps.recommend.data import Items, read_interactions, read_items
 from domainfit.apps.recommend.evaluate import evaluate_bundle, ranking_metrics
 from domainfit.apps.recommend.history import Histories
-from domainfit.apps.recommend.hybrid import choose_weights, hit_ranks
+from domainfit.apps.recommend.hybrid import choose_weights, hit_ranks, slot_hits
 from domainfit.apps.recommend.index import ExactIndex, FaissIndex
-from domainfit.apps.recommend.model import UnknownError, check_k
+from domainfit.apps.recommend.model import Hybrid, UnknownError, check_k, top_k
 from domainfit.core.errors import ConfigError, DomainfitError
 from recommend_helpers import write_sample
 
@@ -71,6 +71,73 @@ def test_ease_recency_weighs_the_latest_like_most():
     assert X.toarray().tolist() == [[0.5, 1.0, 0.0]]
 
 
+def test_sequence_counts_neighbours_in_each_timeline():
+    """Pairs at most ``window`` apart, both ways, weighted 1/distance, any rating; a user's
+    latest events weigh most."""
+    hist = Histories([np.array([0, 1, 2]), np.array([2, 3])], [np.array([True, False, True]), np.array([True, True])],
+                     np.zeros(2))
+    comp = Sequence(window=2, decay=0.5).fit(FitData(hist, 5, None, None))
+    full = np.zeros((5, 5))
+    full[np.ix_(comp.cf, comp.cf)] = comp.S.toarray()
+    expected = np.zeros((5, 5))
+    for a, b, w in ((0, 1, 1.0), (1, 2, 1.0), (0, 2, 0.5), (2, 3, 1.0)):
+        expected[a, b] = expected[b, a] = w
+    np.testing.assert_allclose(full, expected)
+    assert 4 not in comp.cf  # nobody's timeline has item 4
+    query = Histories([np.array([0, 3])], [np.array([True, False])], np.zeros(1))
+    np.testing.assert_allclose(comp.scores(query, 5)[0], 0.5 * expected[0] + expected[3], atol=1e-6)
+    with pytest.raises(ConfigError, match="window"):
+        Sequence(window=0)
+
+
+def test_content_is_the_cosine_of_centred_vectors():
+    """Scores equal the cosine between the recency-weighted mean of the history's centred,
+    normalised vectors and each item's; items without text score 0; uncentred is plain cosine."""
+    from domainfit.apps.recommend.model import Context
+
+    rng = np.random.default_rng(0)
+    V = rng.normal(size=(12, 6)).astype(np.float32) + 2.0  # a common direction, as encoders have
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    V[11] = 0.0  # no text
+    hist = Histories([np.array([0, 3, 5]), np.array([11])], [np.array([True, False, True]), np.array([True])],
+                     np.zeros(2))
+    ctx = Context(V, np.zeros(12), None)
+    comp = Content(decay=0.5).fit(FitData(hist, 12, V, None))
+    mean = V[:11].mean(0)
+    np.testing.assert_allclose(comp.mean, mean, atol=1e-6)
+    C = (V[:11] - mean) / np.linalg.norm(V[:11] - mean, axis=1, keepdims=True)
+    u = 0.5 * C[0] + C[5]
+    expected = C @ (u / np.linalg.norm(u))
+    got = comp.scores(hist, 12, ctx)
+    np.testing.assert_allclose(got[0, :11], expected, atol=1e-5)
+    assert got[0, 11] == 0.0 and not got[1].any()  # a history of an item without text matches nothing
+    np.testing.assert_allclose(comp.scores_of(hist, 12, np.array([2, 7, 11]), ctx)[0], got[0, [2, 7, 11]], atol=1e-6)
+    plain = Content(decay=0.5, centre=False).fit(FitData(hist, 12, V, None)).scores(hist, 12, ctx)[0]
+    w = 0.5 * V[0] + V[5]
+    np.testing.assert_allclose(plain, V @ (w / np.linalg.norm(w)), atol=1e-5)
+
+
+def test_cold_slots_keep_the_best_cold_items_in_the_last_places():
+    row = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, -np.inf, 1.0])
+    cold = np.array([False, False, False, False, True, False, True, True, True])
+    assert top_k(row, 4).tolist() == [0, 1, 2, 3]
+    assert top_k(row, 4, cold, 1).tolist() == [0, 1, 2, 4]
+    assert top_k(row, 4, cold, 2).tolist() == [0, 1, 4, 6]
+    assert top_k(row, 6, cold, 1).tolist() == [0, 1, 2, 3, 4, 5]  # one is there already
+    assert top_k(row, 4, cold, 9).tolist() == [0, 4, 6, 8]  # every finite cold item, the list still 4 long
+    tenth = Hybrid({}, [0.0], cold_share=0.1)
+    assert tenth.cold_slots(10) == 1 and tenth.cold_slots(9) == 0 and tenth.cold_slots(25) == 2
+    # The validation's rank arithmetic agrees with the lists themselves.
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(30, 60)).astype(np.float32)
+    scores[rng.random((30, 60)) < 0.1] = -np.inf
+    cold = rng.random(60) < 0.4
+    targets = np.array([rng.choice(np.flatnonzero(np.isfinite(r))) for r in scores])
+    for slots in (0, 1, 3):
+        found = [t in top_k(r.copy(), 5, cold, slots) for r, t in zip(scores, targets)]
+        assert slot_hits(scores, np.arange(30), targets, cold, 5, slots).tolist() == found
+
+
 def test_unknown_component_and_bad_settings_are_config_errors():
     with pytest.raises(ConfigError, match="unknown component 'svd'"):
         make_component("svd")
@@ -93,9 +160,23 @@ def test_weights_favour_the_component_that_finds_the_held_out_items():
     counts = rng.integers(0, 30, size=items).astype(float)
     blocked = np.zeros((users, items), dtype=bool)
     hybrid, report = choose_weights({"noise": noise, "good": good}, np.arange(users), targets, blocked, counts,
-                                    k=3, rounds=1)
+                                    k=3, rounds=1, min_gain=0.0)
     assert report["chosen"]["recall"] > report["start"]["recall"] and report["chosen"]["recall"] >= 0.9
     assert sum(hybrid.weights["good"]) > sum(hybrid.weights["noise"])
+    # By default a change must find more than one extra held-out item: a component that finds
+    # exactly one target the start misses is not taken up.
+    start = np.zeros((users, items), dtype=np.float32)
+    start[np.arange(users), targets] = 1.0
+    start[0, targets[0]] = -1.0  # the start misses user 0's item...
+    lucky = np.zeros((users, items), dtype=np.float32)
+    lucky[0, targets[0]] = 1.0  # ...which this one finds, and nothing else
+    counts = np.full(items, 30.0)
+    hybrid, report = choose_weights({"start": start, "lucky": lucky}, np.arange(users), targets, blocked, counts,
+                                    k=1, rounds=1)
+    assert not any(hybrid.weights["lucky"]) and report["chosen"]["recall"] == report["start"]["recall"]
+    hybrid, _ = choose_weights({"start": start, "lucky": lucky}, np.arange(users), targets, blocked, counts,
+                               k=1, rounds=1, min_gain=0.0)
+    assert any(hybrid.weights["lucky"])
 
 
 def test_bundle_holds_json_and_safetensors_only(bundle):
@@ -132,6 +213,25 @@ def test_include_and_exclude_filters(rec):
     assert first not in {r["item"] for r in again}
     with pytest.raises(UnknownError, match="unknown item 'nope'"):
         rec.recommend(hist, 3, include=["nope"])
+
+
+def test_cold_slots_in_a_users_list(rec, bundle):
+    """A share of the list goes to the best cold items, the rest stays as the scores had it,
+    and the bundle records the share."""
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert {"cold_share", "cold_threshold"} <= set(meta["hybrid"])
+    rec.hybrid.cold_threshold = 3
+    hist = rec.user_histories([rec.train.users[0]])
+    seen = {rec.items.ids[i] for i in hist.items[0]}
+    cold = {rec.items.ids[i] for i in np.flatnonzero(rec.counts < 3)} - seen
+    assert len(cold) >= 3
+    rec.hybrid.cold_share = 0.0
+    plain = [r["item"] for r in rec.recommend(hist, 10)[0]]
+    rec.hybrid.cold_share = 0.3
+    slotted = [r["item"] for r in rec.recommend(hist, 10)[0]]
+    assert len(slotted) == 10 and sum(i in cold for i in slotted) >= 3
+    kept = 10 - max(3, sum(i in cold for i in plain))
+    assert [i for i in slotted if i not in cold] == [i for i in plain if i not in cold][:kept]
 
 
 def test_k_is_checked():
@@ -191,6 +291,37 @@ def test_the_index_path_matches_exact_scoring_when_searched_fully(bundle):
         assert [r["item"] for r in a] == [r["item"] for r in b]
         assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-3)
     assert approx._index is not None
+
+
+def test_the_index_also_searches_by_text_where_content_ranks_new_items(bundle):
+    """When the hybrid weighs plain text similarity for items without history, new items that
+    only it ranks high are among the index's candidates too."""
+    rng = np.random.default_rng(0)
+    recs = [load_recommender(bundle), load_recommender(bundle)]
+    user = recs[0].train.users[0]
+    liked = recs[0].user_histories([user]).items[0][-1]
+    dim = recs[0].vectors.shape[1]
+    vectors = rng.normal(size=(3000, dim)).astype(np.float32)
+    vectors[7] = recs[0].vectors[liked] + 0.01 * vectors[7]  # text much like what the user liked last
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    new = Items([f"n{i}" for i in range(3000)], ["x"] * 3000, np.full(3000, np.nan), [f"n{i}" for i in range(3000)])
+    for rec in recs:
+        rec.components["content"] = make_component("content", {"decay": 0.5}).fit(
+            FitData(rec.user_histories([user]), rec.n_items, rec.vectors, None))
+        rec.hybrid.weights = {name: [0.0] * 4 for name in rec.hybrid.weights}
+        rec.hybrid.weights["content"] = [5.0, 0.0, 0.0, 0.0]
+        rec.hybrid.weights["ease"] = [0.0, 1.0, 1.0, 1.0]
+        rec.add_items(Items(list(new.ids), list(new.texts), new.times.copy(), list(new.titles)), vectors)
+    recs[1].exact_limit = 10
+    recs[1].index_settings = {"kind": "exact"}
+    a, b = (r.recommend(r.user_histories([user]), 5, reasons=False)[0] for r in recs)
+    assert a[0]["item"] == "n7" and [r["item"] for r in a] == [r["item"] for r in b]
+    assert recs[1]._text_index is not None
+    late = recs[0].vectors[liked][None, :].copy()  # added once the indexes exist: they take it in
+    for rec in recs:
+        rec.add_items(Items(["late"], ["x"], np.array([np.nan]), ["late"]), late)
+    a, b = (r.recommend(r.user_histories([user]), 5, reasons=False)[0] for r in recs)
+    assert a[0]["item"] == "late" and [r["item"] for r in a] == [r["item"] for r in b]
 
 
 def test_faiss_index_against_exact_search():

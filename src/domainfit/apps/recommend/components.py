@@ -11,10 +11,17 @@ is better) and saves itself as a JSON config plus named arrays (safetensors, no 
   ``neighbours`` largest weights per item. ``source: positives`` learns from liked items;
   ``source: all`` from every interaction, whatever its rating (what users *watch*, which
   knows items that few people liked yet).
+* ``sequence``: what users interact with *next to* an item in their own timelines: pairs of
+  events at most ``window`` apart in a user's time order (every rating, both directions,
+  weighted ``1 / distance``), ``neighbours`` kept per item, the user's most recent events
+  weighing most. It knows the sessions in which people browse and rate (a film rated just
+  before or after another), which the whole-history models above average away, and it
+  scores items that many people rated but few have liked yet.
 * ``als``: implicit-feedback matrix factorisation (the ``implicit`` library); users are
   folded in from their history at query time, so new users need no retraining.
 * ``content``: cosine between the item's text vector and the recency-weighted mean of the
-  user's history vectors (the frozen encoder, no training).
+  user's history vectors (the frozen encoder, no training), both centred on the catalogue's
+  mean vector.
 * ``tower`` (:mod:`.tower`): the text tower trained on the interactions.
 """
 
@@ -28,7 +35,7 @@ from ...core.ui import say
 from .base import Component, FitData, dot_rows
 from .history import Histories, recency_weights, recent_events
 
-__all__ = ["Component", "Popularity", "ItemKNN", "EASE", "ALS", "Content", "COMPONENTS", "make_component",
+__all__ = ["Component", "Popularity", "ItemKNN", "EASE", "Sequence", "ALS", "Content", "COMPONENTS", "make_component",
            "FitData"]
 
 
@@ -222,6 +229,61 @@ class ItemKNN(_ItemItem):
         return self
 
 
+class Sequence(_ItemItem):
+    name = "sequence"
+    positives_only = False
+
+    def __init__(self, window: int = 10, decay: float = 0.7, neighbours: int = 200):
+        super().__init__()
+        if int(window) < 1:
+            raise ConfigError("sequence window must be at least 1")
+        self.window, self.decay, self.neighbours = int(window), float(decay), int(neighbours)
+
+    def config(self):
+        return {"window": self.window, "decay": self.decay, "neighbours": self.neighbours}
+
+    def fit(self, data: FitData) -> "Sequence":
+        n = data.n_items
+        rows, cols, vals = [], [], []
+        for items in data.histories.items:
+            for d in range(1, min(self.window, len(items) - 1) + 1):
+                a, b = items[:-d], items[d:]
+                w = np.full(len(a), 1.0 / d, dtype=np.float32)
+                rows += [a, b]
+                cols += [b, a]
+                vals += [w, w]
+        if rows:
+            r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+            keep = r != c  # an item next to itself (a re-rating) says nothing
+            T = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(n, n), dtype=np.float32)
+        else:
+            T = sp.csr_matrix((n, n), dtype=np.float32)
+        T.sum_duplicates()
+        cf = np.flatnonzero(np.diff(T.indptr) > 0)
+        T = T[cf][:, cf].tocsr()
+        self._set(cf, _top_per_sparse_row(T, self.neighbours))
+        return self
+
+
+def _top_per_sparse_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """The ``k`` largest stored values of each row of a sparse matrix."""
+    indptr, indices, data = [0], [], []
+    for r in range(m.shape[0]):
+        s, e = m.indptr[r], m.indptr[r + 1]
+        idx, val = m.indices[s:e], m.data[s:e]
+        if e - s > k:
+            part = np.argpartition(-val, k - 1)[:k]
+            idx, val = idx[part], val[part]
+        indices.append(idx)
+        data.append(val)
+        indptr.append(indptr[-1] + len(idx))
+    out = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
+                         np.concatenate(indices) if indices else np.zeros(0, np.int64), np.array(indptr)),
+                        shape=m.shape)
+    out.sort_indices()
+    return out
+
+
 class ALS(Component):
     name = "als"
 
@@ -280,36 +342,96 @@ class ALS(Component):
 
 class Content(Component):
     """Text similarity with the frozen encoder: needs ``context.item_vectors`` (and, for a
-    text of interests, ``context.encode``)."""
+    text of interests, ``context.encode``).
+
+    With ``centre`` (the default), the catalogue's mean text vector (measured when fitted) is
+    taken from every vector before the cosine: sentence encoders put all texts in a narrow cone,
+    where what every item shares dominates the similarity; without it, MovieLens validation
+    recall of this component alone was a fifth of the centred one's."""
 
     name = "content"
 
-    def __init__(self, decay: float = 0.9):
-        self.decay = float(decay)
+    def __init__(self, decay: float = 0.5, centre: bool = True):
+        self.decay, self.centre = float(decay), bool(centre)
+        self.mean = np.zeros(0, dtype=np.float32)
 
     def config(self):
-        return {"decay": self.decay}
+        return {"decay": self.decay, "centre": self.centre}
 
     def fit(self, data: FitData) -> "Content":
+        V = data.item_vectors
+        if self.centre and V is not None and len(V):
+            have = np.abs(V).sum(1) > 0  # items without text have zero vectors: not part of the cone
+            self.mean = (V[have].mean(0) if have.any() else np.zeros(V.shape[1])).astype(np.float32)
         return self
+
+    def arrays(self):
+        return {"mean": self.mean}
+
+    def set_arrays(self, arrays):
+        self.mean = arrays.get("mean", np.zeros(0, dtype=np.float32)).astype(np.float32)
+
+    def _distances(self, V: np.ndarray) -> np.ndarray:
+        """``‖v − mean‖`` per item of ``V`` (infinite for items without text, so that they
+        weigh and score nothing), kept for the items seen so far: added items extend it."""
+        have = getattr(self, "_dist", np.zeros(0))
+        if len(have) < len(V):
+            new = V[len(have):]
+            sq = np.einsum("ij,ij->i", new, new)
+            d = np.sqrt(np.maximum(sq - 2.0 * (new @ self.mean) + float(self.mean @ self.mean), 1e-12))
+            have = np.concatenate([have, np.where(sq > 0, d, np.inf)])
+            self._dist = have
+        return have[:len(V)]
 
     def scores(self, hist, n_items, context=None):
         return self.scores_of(hist, n_items, None, context)
 
-    def scores_of(self, hist, n_items, columns, context=None):
-        V = context.item_vectors[:n_items]
-        X = hist.matrix(n_items, self.decay, positives_only=True)
-        U = np.asarray(X @ V, dtype=np.float32)
+    def _centring(self, V: np.ndarray) -> bool:
+        return self.centre and len(self.mean) == V.shape[1]
+
+    def user_vectors(self, hist: Histories, V: np.ndarray, encode=None) -> np.ndarray:
+        """``(len(hist), dim)``: each history's recency-weighted mean of its liked items' (centred)
+        vectors, plus its text of interests, normalised."""
+        X = hist.matrix(len(V), self.decay, positives_only=True)
+        centre = self._centring(V)
+        if centre:  # Σ w·(v − mean)/‖v − mean‖ without making the centred matrix
+            X = X.copy()
+            X.data = (X.data / self._distances(V)[X.indices]).astype(np.float32)
+            U = np.asarray(X @ V, dtype=np.float32) - np.asarray(X.sum(1), dtype=np.float32) * self.mean[None, :]
+        else:
+            U = np.asarray(X @ V, dtype=np.float32)
         if hist.text is not None and any(hist.text):
             for k, t in enumerate(hist.text):
                 if t:
-                    U[k] += context.encode([t])[0]
+                    e = encode([t])[0]
+                    if centre:
+                        e = e - self.mean
+                        e = e / max(float(np.linalg.norm(e)), 1e-12)
+                    U[k] += e
         norms = np.linalg.norm(U, axis=1, keepdims=True)
-        U = U / np.where(norms > 0, norms, 1.0)
-        return dot_rows(U.astype(np.float32), V, columns)
+        return (U / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+    def item_space(self, V: np.ndarray, start: int = 0) -> np.ndarray:
+        """The vectors of items ``start:`` of the catalogue ``V`` as this component compares them
+        (centred and normalised; zeros for items without text): the order of
+        ``user_vectors @ item_space(V).T`` is the order of its scores."""
+        if not self._centring(V):
+            return np.asarray(V[start:], dtype=np.float32)
+        d = self._distances(V)[start:]
+        return ((V[start:] - self.mean[None, :]) / d[:, None]).astype(np.float32)  # 1/inf: no text stays zero
+
+    def scores_of(self, hist, n_items, columns, context=None):
+        V = context.item_vectors[:n_items]
+        U = self.user_vectors(hist, V, context.encode)
+        raw = dot_rows(U, V, columns)
+        if not self._centring(V):
+            return raw
+        d = self._distances(V)
+        d = d if columns is None else d[np.asarray(columns, dtype=np.int64)]
+        return ((raw - (U @ self.mean)[:, None]) / d[None, :]).astype(np.float32)
 
 
-COMPONENTS: dict[str, type[Component]] = {c.name: c for c in (Popularity, ItemKNN, EASE, ALS, Content)}
+COMPONENTS: dict[str, type[Component]] = {c.name: c for c in (Popularity, ItemKNN, EASE, Sequence, ALS, Content)}
 
 
 def make_component(kind: str, settings: dict | None = None) -> Component:

@@ -1,7 +1,9 @@
 """Choosing the hybrid's weights on a validation split.
 
-Coordinate ascent over a small grid, one (component, history bucket) weight at a time, then
-the buckets' biases and niche weights, for ``rounds`` rounds; the objective is
+Coordinate ascent over a small grid, one (component, history bucket) weight at a time (a
+change is kept when it finds more than one extra held-out item: a single one is often luck), then
+the buckets' biases and niche weights, then the share of each list kept for cold items
+(:func:`.model.top_k`), for ``rounds`` rounds; the objective is
 ``recall@k + cold_weight · cold_recall@k`` on the held-out items (cold: fewer than
 ``cold_threshold`` likes in training), so that the one model does well on both. The tower's
 weight for items nobody interacted with stays positive: brand-new items are then ranked by
@@ -14,10 +16,11 @@ import numpy as np
 
 from .model import Hybrid
 
-__all__ = ["choose_weights", "hit_ranks", "GRID"]
+__all__ = ["choose_weights", "hit_ranks", "slot_hits", "GRID", "SHARE_GRID"]
 
 GRID = (-1.0, -0.5, 0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
 BIAS_GRID = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0)
+SHARE_GRID = (0.0, 0.1, 0.2, 0.3)
 
 
 def hit_ranks(scores: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -29,9 +32,30 @@ def hit_ranks(scores: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> np.n
     return (block > target_scores).sum(1) + ((block == target_scores).sum(1) - 1) / 2.0
 
 
+def slot_hits(scores: np.ndarray, rows: np.ndarray, targets: np.ndarray, cold: np.ndarray, k: int,
+              slots: int) -> np.ndarray:
+    """Whether each target is in its row's list of ``k`` when at least ``slots`` of the list
+    are cold items (:func:`.model.top_k`), from ranks alone: with ``c`` cold items among the
+    best ``k`` scores, the list holds the best ``max(c, slots)`` cold items and the best
+    ``k − max(c, slots)`` others. Ranks count ties as :func:`hit_ranks` does."""
+    if slots <= 0:
+        return hit_ranks(scores, rows, targets) < k
+    users = np.unique(rows)
+    top = np.argpartition(-scores[users], k - 1, axis=1)[:, :k]
+    in_top = np.take_along_axis(scores[users], top, axis=1)
+    c = (cold[top] & np.isfinite(in_top)).sum(1)
+    kept = np.maximum(c, min(slots, k))[np.searchsorted(users, rows)]
+    target_scores = scores[rows, targets][:, None]
+    block = scores[rows]
+    group = cold[targets][:, None] == cold[None, :]
+    rank = ((block > target_scores) & group).sum(1) + (((block == target_scores) & group).sum(1) - 1) / 2.0
+    return np.where(cold[targets], rank < kept, rank < k - kept)
+
+
 def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarray, blocked: np.ndarray,
                    counts: np.ndarray, *, niche: np.ndarray | None = None, edges=(1, 5, 20), k: int = 10,
-                   cold_threshold: int = 5, cold_weight: float = 0.5, rounds: int = 2) -> tuple[Hybrid, dict]:
+                   cold_threshold: int = 5, cold_weight: float = 0.5, rounds: int = 2,
+                   min_gain: float | None = None) -> tuple[Hybrid, dict]:
     """The weights that maximise the objective.
 
     Args:
@@ -40,11 +64,16 @@ def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarr
             the items each user has seen (never recommended).
         counts: likes per item in the validation training data.
         niche: the users' standardised niche taste ``(users,)`` (see :mod:`.model`), or ``None``.
+        min_gain: how much a change must raise the objective to be kept; by default one held-out
+            item's worth (``1 / len(targets)``), so that a change is kept only when it finds more
+            than a single extra item (which luck alone often does on a few hundred users).
 
     Returns:
         ``(hybrid, report)``: the report has the objective's parts for the start and the end.
     """
     names = list(z)
+    if min_gain is None:
+        min_gain = 1.0 / max(1, len(targets))
     n_buckets = len(edges) + 1
     buckets = np.digitize(counts, edges)
     cold = counts[targets] < cold_threshold
@@ -61,6 +90,8 @@ def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarr
     zs = {name: values[users] for name, values in z.items()}
     block = blocked[users]
     taste = (niche[users] if niche is not None else np.zeros(len(users))).astype(np.float32)[:, None]
+    cold_items = counts < cold_threshold
+    share = [0.0]
 
     def measure():
         S = np.zeros((len(users), len(counts)), dtype=np.float32)
@@ -71,8 +102,7 @@ def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarr
         S += bias[buckets][None, :]
         S += niche_w[buckets][None, :] * taste
         S[block] = -np.inf
-        ranks = hit_ranks(S, local, targets)
-        hit = ranks < k
+        hit = slot_hits(S, local, targets, cold_items, k, int(np.floor(k * share[0] + 1e-9)))
         recall = float(hit.mean())
         cold_recall = float(hit[cold].mean()) if cold.any() else 0.0
         return recall + cold_weight * cold_recall, recall, cold_recall
@@ -91,7 +121,7 @@ def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarr
                         continue
                     weights[name][b] = g
                     value = measure()[0]
-                    if value > best + 1e-9:
+                    if value > best + min_gain + 1e-9:
                         best = value
                     else:
                         weights[name][b] = old
@@ -105,14 +135,24 @@ def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarr
                         continue
                     vector[b] = g
                     value = measure()[0]
-                    if value > best + 1e-9:
+                    if value > best + min_gain + 1e-9:
                         best = value
                     else:
                         vector[b] = old
+        for g in SHARE_GRID:
+            old = share[0]
+            if g == old:
+                continue
+            share[0] = g
+            value = measure()[0]
+            if value > best + min_gain + 1e-9:
+                best = value
+            else:
+                share[0] = old
     end = measure()
     report = {"start": {"objective": start[0], "recall": start[1], "cold_recall": start[2]},
               "chosen": {"objective": end[0], "recall": end[1], "cold_recall": end[2]},
               "validation_users": int(len(users)), "cold_targets": int(cold.sum()), "k": k,
-              "cold_weight": cold_weight}
+              "cold_weight": cold_weight, "cold_share": share[0]}
     return Hybrid({n: w.tolist() for n, w in weights.items()}, bias.tolist(), list(edges),
-                  niche=niche_w.tolist()), report
+                  niche=niche_w.tolist(), cold_share=share[0], cold_threshold=cold_threshold), report

@@ -10,11 +10,19 @@ that users who like rare items are shown more of them. Weights are chosen on a v
 split (:mod:`.hybrid`), so items with much history are ranked mostly by the collaborative
 parts and new ones by their text.
 
+Cold slots: a list of ``k`` holds at least ``⌊k · cold_share⌋`` cold items (fewer than
+``cold_threshold`` likes in training, items added later included), the best-scoring ones,
+in the last places when the scores alone would not have put them there. A single score
+cannot do this: lifting every cold item enough to reach the list floods it with them,
+while a slot shows only the one the user is likeliest to want. The share is chosen on
+validation like the weights (0 where it does not pay).
+
 Standardisation is measured over the catalogue the recommender was trained on (a fixed sample
 of ``reference`` items when larger), so items added later change nobody's scale. Catalogues
 beyond ``exact_limit`` items are served through an approximate index over the tower's item
-vectors (:mod:`.index`): the items anyone interacted with are always scored exactly, and the
-index brings the best text matches among the others.
+vectors (:mod:`.index`), and one over the content component's where the hybrid weighs it for
+items without history: the items anyone interacted with are always scored exactly, and the
+indexes bring the best text matches among the others.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from .components import Component
 from .data import Interactions, Items
 from .history import Histories, recency_weights
 
-__all__ = ["Hybrid", "Recommender", "MAX_K", "UnknownError"]
+__all__ = ["Hybrid", "Recommender", "MAX_K", "UnknownError", "top_k"]
 
 MAX_K = 1000
 
@@ -49,16 +57,49 @@ class Hybrid:
     niche: list[float] | None = None
     niche_threshold: int = 10
     niche_stats: tuple[float, float] = (0.0, 1.0)
+    cold_share: float = 0.0
+    cold_threshold: int = 5
 
     def buckets(self, counts: np.ndarray) -> np.ndarray:
         return np.digitize(counts, self.edges)
+
+    def cold_slots(self, k: int) -> int:
+        """How many of a list of ``k`` are kept for cold items."""
+        return int(np.floor(k * self.cold_share + 1e-9))
 
     def to_dict(self) -> dict:
         return {"weights": {k: [float(x) for x in v] for k, v in self.weights.items()},
                 "bias": [float(x) for x in self.bias], "edges": list(self.edges),
                 "niche": [float(x) for x in (self.niche or [0.0] * len(self.bias))],
                 "niche_threshold": int(self.niche_threshold),
-                "niche_stats": [float(x) for x in self.niche_stats]}
+                "niche_stats": [float(x) for x in self.niche_stats],
+                "cold_share": float(self.cold_share), "cold_threshold": int(self.cold_threshold)}
+
+
+def top_k(row: np.ndarray, k: int, cold: np.ndarray | None = None, slots: int = 0) -> np.ndarray:
+    """Positions of the ``k`` best finite scores of ``row``, best first; with ``slots``, at
+    least that many of them from the positions where ``cold`` is true (the best such, in the
+    last places, replacing the lowest-scoring others), as far as there are any."""
+    finite = np.isfinite(row)
+    kk = min(k, int(finite.sum()))
+    if not kk:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-row, kk - 1)[:kk]
+    top = top[np.argsort(-row[top], kind="stable")]
+    if cold is None or slots <= 0:
+        return top
+    need = min(slots, kk) - int(cold[top].sum())
+    if need <= 0:
+        return top
+    pool = np.flatnonzero(cold & finite)
+    pool = pool[~np.isin(pool, top)]
+    if not len(pool):
+        return top
+    extra = pool[np.argsort(-row[pool], kind="stable")[:need]]
+    warm_at = np.flatnonzero(~cold[top])
+    keep = np.ones(len(top), dtype=bool)
+    keep[warm_at[len(warm_at) - len(extra):]] = False
+    return np.concatenate([top[keep], extra])
 
 
 def niche_share(hist: Histories, counts: np.ndarray, threshold: int) -> np.ndarray:
@@ -125,6 +166,7 @@ class Recommender:
         self.trained_on = len(items) if trained_on is None else int(trained_on)
         self._user_index = train.user_index if train is not None else {}
         self._index = None
+        self._text_index = None
         self._reference = None
         self._warm = None
         self.latest = float(np.nanmax(train.time)) if train is not None and len(train) and \
@@ -172,6 +214,8 @@ class Recommender:
         self.counts = np.concatenate([self.counts, np.zeros(len(items))])
         if self._index is not None:
             self._index.add(self._tower_vectors()[start:])
+        if self._text_index is not None:
+            self._text_index.add(self.components["content"].item_space(self.vectors, start))
         return len(items)
 
     # -- histories -----------------------------------------------------------------------------
@@ -274,9 +318,16 @@ class Recommender:
             used = list(self.components)[:1]
         return self.combine(self.zscores(hist, columns, used), columns, self.niche(hist))
 
+    def _content_ranks_new_items(self) -> bool:
+        """Whether the plain text similarity weighs items without history (then the index is
+        searched with its query too, not only the tower's)."""
+        w = self.hybrid.weights.get("content")
+        return "content" in self.components and bool(w) and w[0] != 0
+
     def _candidates(self, hist: Histories, k: int) -> np.ndarray | None:
         """Through the approximate index: items anyone interacted with plus the index's best
-        text matches (``None``: score the whole catalogue)."""
+        text matches, by the tower's vectors and, where the hybrid weighs it for items without
+        history, by the content component's (``None``: score the whole catalogue)."""
         if not self._uses_index():
             return None
         from .index import build_index
@@ -285,10 +336,17 @@ class Recommender:
             self._index = build_index(self._tower_vectors(), **self.index_settings)
         tower = self.components["tower"]
         U = tower.user_vectors(hist, self.vectors, self.encode)
-        found = self._index.search(U, max(4 * k, k + 200))
+        wanted = max(4 * k, k + 200)
+        found = [self._index.search(U, wanted)]
+        if self._content_ranks_new_items():
+            content = self.components["content"]
+            if self._text_index is None:
+                self._text_index = build_index(content.item_space(self.vectors), **self.index_settings)
+            found.append(self._text_index.search(content.user_vectors(hist, self.vectors, self.encode), wanted))
         if self._warm is None:  # always scored exactly: items with history and the standardisation's reference
             self._warm = union_sorted(self.reference(), np.flatnonzero(self.counts > 0))
-        return union_sorted(self._warm, found[found >= 0].ravel())
+        found = np.concatenate([f.ravel() for f in found])
+        return union_sorted(self._warm, found[found >= 0])
 
     # -- recommending --------------------------------------------------------------------------
     def recommend(self, hist: Histories, k: int = 10, *, exclude_seen: bool = True,
@@ -310,6 +368,8 @@ class Recommender:
             columns = include_idx if include_idx is not None else self._candidates(part, k)
             scores = self.score(part, columns)
             cols = np.arange(self.n_items) if columns is None else columns  # sorted
+            slots = self.hybrid.cold_slots(k)
+            cold = self.counts[cols] < self.hybrid.cold_threshold if slots else None
             for r in range(len(part)):
                 row = scores[r]
                 blocked = np.concatenate([exclude_idx, part.items[r]]) if exclude_seen else exclude_idx
@@ -319,9 +379,7 @@ class Recommender:
                     else:
                         at = np.searchsorted(cols, blocked).clip(0, len(cols) - 1)
                         row[at[cols[at] == blocked]] = -np.inf
-                kk = min(k, int(np.isfinite(row).sum()))
-                top = np.argpartition(-row, kk - 1)[:kk] if kk else np.zeros(0, dtype=np.int64)
-                top = top[np.argsort(-row[top], kind="stable")]
+                top = top_k(row, k, cold, slots)
                 picked = cols[top]
                 because = self.reasons(part, r, picked) if reasons else [None] * len(picked)
                 out.append([{"item": self.items.ids[j], "score": round(float(row[t]), 4),

@@ -14,10 +14,11 @@ environment) or the same given on the command line::
     components:                        # name: settings (kind: which scorer, default the name)
       ease: {l2: 300, decay: 0.85}
       ease_watch: {kind: ease, source: all, l2: 300, decay: 0.9}
+      sequence: {window: 10, decay: 0.7}
       tower: {epochs: 5}
-      content: {decay: 0.9}
+      content: {decay: 0.5}
       popularity: {}
-    hybrid: {cold_weight: 1.0, holdout: 2, edges: [1, 5, 20], rounds: 2, validation_users: 5000}
+    hybrid: {cold_weight: 1.0, holdout: 1, edges: [1, 5, 20], rounds: 2, validation_users: 5000}
     serving: {exact_limit: 50000, probe: 64}
     seed: 0
 """
@@ -37,8 +38,9 @@ __all__ = ["Recipe", "load_recipe", "recipe_from_options", "DEFAULT_COMPONENTS"]
 DEFAULT_COMPONENTS: dict[str, dict[str, Any]] = {
     "ease": {"l2": 300.0, "decay": 0.85},
     "ease_watch": {"kind": "ease", "source": "all", "l2": 300.0, "decay": 0.9},
+    "sequence": {"window": 10, "decay": 0.7},
     "tower": {"epochs": 5},
-    "content": {"decay": 0.9},
+    "content": {"decay": 0.5},
     "popularity": {},
 }
 
@@ -75,8 +77,9 @@ class Columns(_Strict):
 
 class HybridSettings(_Strict):
     cold_weight: float = Field(1.0, ge=0, description="Weight of cold-item recall in the validation objective.")
-    holdout: int = Field(2, ge=1, le=10, description="Each user's last likes held out to choose the weights "
-                         "(more: a steadier choice, less history to fit on).")
+    holdout: int = Field(1, ge=1, le=10, description="Each user's last likes held out to choose the weights "
+                         "(1: the question a leave-last-out test asks, what comes next; more: more "
+                         "targets, from further back, with less history to fit on).")
     cold_threshold: int = Field(5, ge=1, description="Items with fewer likes in training are cold.")
     niche_threshold: int = Field(10, ge=1, description="A user's niche taste: the share of their likes that went to "
                                  "items fewer users than this liked.")
