@@ -354,12 +354,14 @@ class Content(Component):
     def __init__(self, decay: float = 0.5, centre: bool = True):
         self.decay, self.centre = float(decay), bool(centre)
         self.mean = np.zeros(0, dtype=np.float32)
+        self._dist = np.zeros(0)  # ‖v − mean‖ of the catalogue's first items, grown on use
 
     def config(self):
         return {"decay": self.decay, "centre": self.centre}
 
     def fit(self, data: FitData) -> "Content":
         V = data.item_vectors
+        self._dist = np.zeros(0)  # distances to an earlier mean are stale
         if self.centre and V is not None and len(V):
             have = np.abs(V).sum(1) > 0  # items without text have zero vectors: not part of the cone
             self.mean = (V[have].mean(0) if have.any() else np.zeros(V.shape[1])).astype(np.float32)
@@ -370,11 +372,12 @@ class Content(Component):
 
     def set_arrays(self, arrays):
         self.mean = arrays.get("mean", np.zeros(0, dtype=np.float32)).astype(np.float32)
+        self._dist = np.zeros(0)
 
     def _distances(self, V: np.ndarray) -> np.ndarray:
         """``‖v − mean‖`` per item of ``V`` (infinite for items without text, so that they
         weigh and score nothing), kept for the items seen so far: added items extend it."""
-        have = getattr(self, "_dist", np.zeros(0))
+        have = self._dist
         if len(have) < len(V):
             new = V[len(have):]
             sq = np.einsum("ij,ij->i", new, new)
