@@ -136,6 +136,13 @@ def test_cold_slots_keep_the_best_cold_items_in_the_last_places():
     for slots in (0, 1, 3):
         found = [t in top_k(r.copy(), 5, cold, slots) for r, t in zip(scores, targets)]
         assert slot_hits(scores, np.arange(30), targets, cold, 5, slots).tolist() == found
+    # A catalogue smaller than the list: every item is in it, and the search still runs.
+    small = rng.normal(size=(30, 4)).astype(np.float32)
+    picked = rng.integers(0, 4, size=30)
+    assert slot_hits(small, np.arange(30), picked, cold[:4], 5, 1).all()
+    _, report = choose_weights({"a": small}, np.arange(30), picked, np.zeros((30, 4), dtype=bool),
+                               np.array([0.0, 9.0, 9.0, 1.0]), k=10, rounds=1)
+    assert report["chosen"]["recall"] == 1.0
 
 
 def test_unknown_component_and_bad_settings_are_config_errors():

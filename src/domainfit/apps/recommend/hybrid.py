@@ -41,7 +41,7 @@ def slot_hits(scores: np.ndarray, rows: np.ndarray, targets: np.ndarray, cold: n
     if slots <= 0:
         return hit_ranks(scores, rows, targets) < k
     users = np.unique(rows)
-    top = np.argpartition(-scores[users], k - 1, axis=1)[:, :k]
+    top = np.argpartition(-scores[users], min(k, scores.shape[1]) - 1, axis=1)[:, :k]
     in_top = np.take_along_axis(scores[users], top, axis=1)
     c = (cold[top] & np.isfinite(in_top)).sum(1)
     kept = np.maximum(c, min(slots, k))[np.searchsorted(users, rows)]
