@@ -233,7 +233,7 @@ class Sequence(_ItemItem):
     name = "sequence"
     positives_only = False
 
-    def __init__(self, window: int = 10, decay: float = 0.7, neighbours: int = 200):
+    def __init__(self, window: int = 10, decay: float = 0.5, neighbours: int = 200):
         super().__init__()
         if int(window) < 1:
             raise ConfigError("sequence window must be at least 1")
