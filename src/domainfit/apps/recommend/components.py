@@ -255,10 +255,9 @@ class Sequence(_ItemItem):
         if rows:
             r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
             keep = r != c  # an item next to itself (a re-rating) says nothing
-            T = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(n, n), dtype=np.float32)
+            T = sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=(n, n), dtype=np.float32)  # sums repeats
         else:
             T = sp.csr_matrix((n, n), dtype=np.float32)
-        T.sum_duplicates()
         cf = np.flatnonzero(np.diff(T.indptr) > 0)
         T = T[cf][:, cf].tocsr()
         self._set(cf, _top_per_sparse_row(T, self.neighbours))

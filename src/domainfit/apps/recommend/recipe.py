@@ -14,7 +14,7 @@ environment) or the same given on the command line::
     components:                        # name: settings (kind: which scorer, default the name)
       ease: {l2: 300, decay: 0.85}
       ease_watch: {kind: ease, source: all, l2: 300, decay: 0.9}
-      sequence: {window: 10, decay: 0.7}
+      sequence: {window: 10, decay: 0.5}
       tower: {epochs: 5}
       content: {decay: 0.5}
       popularity: {}
@@ -38,7 +38,7 @@ __all__ = ["Recipe", "load_recipe", "recipe_from_options", "DEFAULT_COMPONENTS"]
 DEFAULT_COMPONENTS: dict[str, dict[str, Any]] = {
     "ease": {"l2": 300.0, "decay": 0.85},
     "ease_watch": {"kind": "ease", "source": "all", "l2": 300.0, "decay": 0.9},
-    "sequence": {"window": 10, "decay": 0.7},
+    "sequence": {"window": 10, "decay": 0.5},
     "tower": {"epochs": 5},
     "content": {"decay": 0.5},
     "popularity": {},
