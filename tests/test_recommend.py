@@ -14,7 +14,7 @@ from domainfit.apps.recommend.components import EASE, Content, FitData, Sequence
 from domainfit.apps.recommend.data import Items, read_interactions, read_items
 from domainfit.apps.recommend.evaluate import evaluate_bundle, ranking_metrics
 from domainfit.apps.recommend.history import Histories
-from domainfit.apps.recommend.hybrid import choose_weights, hit_ranks, slot_hits
+from domainfit.apps.recommend.hybrid import choose_weights, held_out_estimate, hit_ranks, slot_hits
 from domainfit.apps.recommend.index import ExactIndex, FaissIndex
 from domainfit.apps.recommend.model import Hybrid, UnknownError, check_k, top_k
 from domainfit.core.errors import ConfigError, DomainfitError
@@ -186,6 +186,33 @@ def test_weights_favour_the_component_that_finds_the_held_out_items():
     assert any(hybrid.weights["lucky"])
 
 
+def test_the_held_out_estimate_scores_users_the_weights_were_not_chosen_on():
+    rng = np.random.default_rng(1)
+    users, items, k = 120, 40, 3
+    targets = rng.integers(0, items, size=users)
+    rows = np.arange(users)
+    counts = rng.integers(0, 30, size=items).astype(float)
+    blocked = np.zeros((users, items), dtype=bool)
+    # Components of pure noise: weights searched on these users fit their luck, which other
+    # users do not share; the estimate must see through that.
+    noise = {f"noise{i}": rng.normal(size=(users, items)).astype(np.float32) for i in range(4)}
+    _, report = choose_weights(noise, rows, targets, blocked, counts, k=k, rounds=2, min_gain=0.0)
+    held = held_out_estimate(noise, rows, targets, blocked, counts, k=k, rounds=2, min_gain=0.0)
+    assert held["folds"] == 2 and held["users"] == users
+    assert held["recall"] < report["chosen"]["recall"]
+    assert held["recall"] < 2 * k / items  # about chance (k / items)
+    # A component that finds every target (the search's starting point, weighing 1 in every
+    # bucket) does so on the users the weights were not chosen on too.
+    perfect = rng.normal(size=(users, items)).astype(np.float32)
+    perfect[rows, targets] += 100.0
+    held = held_out_estimate({"perfect": perfect, **noise}, rows, targets, blocked, counts, k=k, folds=3)
+    assert held["recall"] == 1.0 and held["folds"] == 3
+    cold = counts[targets] < 5
+    assert held["cold_targets"] == cold.sum() and held["cold_recall"] == (1.0 if cold.any() else 0.0)
+    assert held_out_estimate(noise, rows[:3], targets[:3], blocked, counts, k=k) is None  # too few users
+    assert held_out_estimate(noise, rows, targets, blocked, counts, k=k, folds=0) is None
+
+
 def test_bundle_holds_json_and_safetensors_only(bundle):
     files = [p for p in bundle.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in (".pkl", ".pickle", ".pt", ".bin", ".npy", ".npz")]
@@ -194,6 +221,8 @@ def test_bundle_holds_json_and_safetensors_only(bundle):
     assert (bundle / "encoder" / "config.json").is_file()
     assert meta["hybrid"]["weights"]["tower"][0] > 0  # brand-new items are ranked by their text
     assert not list(bundle.parent.glob(".*partial"))
+    held = json.loads((bundle / "report" / "validation.json").read_text())["held_out"]
+    assert held["folds"] == 2 and 0.0 <= held["cold_recall"] <= 1.0 and 0.0 <= held["recall"] <= 1.0
 
 
 def test_a_users_recommendations_exclude_what_they_have_seen_and_explain_themselves(rec):

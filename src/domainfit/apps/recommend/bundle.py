@@ -34,7 +34,7 @@ from ...core.ui import escape, say
 from .components import FitData, make_component
 from .data import Interactions, Items, leave_last_out, read_interactions, read_items
 from .history import Histories
-from .hybrid import choose_weights, hit_ranks
+from .hybrid import choose_weights, held_out_estimate, hit_ranks
 from .model import Hybrid, Recommender, embed_items
 from .recipe import Recipe
 
@@ -173,6 +173,12 @@ def _validation_weights(recipe: Recipe, items: Items, vectors: np.ndarray, data:
     hybrid, report = choose_weights(z, rows, targets, blocked, counts, niche=taste, edges=tuple(h.edges), k=h.k,
                                     cold_threshold=h.cold_threshold, cold_weight=h.cold_weight, rounds=h.rounds)
     hybrid.niche_threshold = h.niche_threshold
+    if h.estimate_folds >= 2:
+        say(f"validation: estimating the blend on users it was not chosen on ({h.estimate_folds} folds)...")
+    report["held_out"] = held_out_estimate(z, rows, targets, blocked, counts, niche=taste, folds=h.estimate_folds,
+                                           seed=recipe.seed, edges=tuple(h.edges), k=h.k,
+                                           cold_threshold=h.cold_threshold, cold_weight=h.cold_weight,
+                                           rounds=h.rounds)
     # Each component alone, for the report.
     alone = {}
     for name, values in z.items():
@@ -239,8 +245,14 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             with atomic_file(validation_file) as tmp:
                 tmp.write_text(json.dumps(report, indent=2) + "\n")
         chosen = report["chosen"]
-        say(f"Hybrid weights chosen on validation: recall@{recipe.hybrid.k} {chosen['recall']:.3f}, cold "
-            f"recall@{recipe.hybrid.k} {chosen['cold_recall']:.3f} ({report['validation_users']:,} users).")
+        k = recipe.hybrid.k
+        say(f"Hybrid weights chosen on validation: recall@{k} {chosen['recall']:.3f}, cold "
+            f"recall@{k} {chosen['cold_recall']:.3f} ({report['validation_users']:,} users).")
+        held = report.get("held_out")
+        if held:
+            say(f"Expected on other users (each of {held['folds']} folds scored with weights chosen on the others): "
+                f"recall@{k} {held['recall']:.3f}, cold recall@{k} {held['cold_recall']:.3f} "
+                f"({held['cold_targets']:,} cold targets).")
         comps = _fit_components(recipe, data, len(items), vectors, items.times, "final")
         final_counts = np.bincount(data.item[data.positive], minlength=len(items)).astype(np.float64)
         hybrid.niche_stats = _niche(data, final_counts, hybrid.niche_threshold)[1]
@@ -267,7 +279,8 @@ def train_bundle(recipe: Recipe, output: str | Path, *, overwrite: bool = False)
             "encoder": {"path": "encoder", "source": base.name},
             "components": manifest_components,
             "hybrid": hybrid.to_dict(),
-            "validation": {k: report[k] for k in ("chosen", "start", "validation_users", "cold_targets", "k")},
+            "validation": {**{k: report[k] for k in ("chosen", "start", "validation_users", "cold_targets", "k")},
+                           "held_out": report.get("held_out")},
             "serving": recipe.serving.model_dump(),
             "recipe": json.loads(recipe.model_dump_json()),
             "seconds": round(time.perf_counter() - started, 1),

@@ -87,6 +87,8 @@ class HybridSettings(_Strict):
     rounds: int = Field(2, ge=0, le=10)
     k: int = Field(10, ge=1, le=100)
     validation_users: int = Field(5000, ge=10, description="At most this many users judge the weights.")
+    estimate_folds: int = Field(2, ge=0, le=10, description="Folds of the validation users for the held-out "
+                                "estimate (each scored with weights chosen on the others; 0: no estimate).")
 
     @field_validator("edges")
     @classmethod
