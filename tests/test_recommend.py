@@ -10,7 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 from domainfit.apps.recommend import load_recipe, load_recommender, train_bundle
-from domainfit.apps.recommend.components import EASE, Content, FitData, Sequence, make_component
+from domainfit.apps.recommend.base import best_positions
+from domainfit.apps.recommend.components import EASE, Content, FitData, Sequence, _top_per_sparse_row, make_component
 from domainfit.apps.recommend.data import Items, read_interactions, read_items
 from domainfit.apps.recommend.evaluate import evaluate_bundle, ranking_metrics
 from domainfit.apps.recommend.history import Histories
@@ -569,3 +570,16 @@ def test_tower_vectors_of_added_items_match_a_fresh_computation(rec):
     tower._item_cache = None
     np.testing.assert_allclose(grown, rec._tower_vectors(), atol=1e-6)
     np.testing.assert_allclose(grown[-2:], before[:2], atol=1e-6)
+
+
+def test_equal_scores_are_listed_in_item_order_whatever_the_cpu():
+    # Many items share a score (popularity ranks by counts): which of them make the list must
+    # not depend on the partition kernel, or figures would differ from one machine to another.
+    row = np.array([1.0, 3.0, 2.0, 3.0, 2.0, 2.0, -np.inf, 2.0, 0.5, 2.0] * 50, dtype=np.float32)
+    assert list(top_k(row, 4)) == [1, 3, 11, 13]
+    assert list(top_k(row, 103)) == [*np.flatnonzero(row == 3.0), 2, 4, 5]
+    assert list(top_k(np.array([np.nan, 1.0, 1.0], dtype=np.float32), 5)) == [1, 2]
+    assert list(best_positions(np.array([0.0, 1.0, 1.0, 0.0]), 3)) == [1, 2, 0]
+    m = sp.csr_matrix(np.array([[0, 2, 1, 2, 2], [5, 0, 0, 0, 1]], dtype=np.float32))
+    kept = _top_per_sparse_row(m, 2)
+    assert kept[0].indices.tolist() == [1, 3] and kept[1].indices.tolist() == [0, 4]

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from .history import Histories
 
-__all__ = ["Component", "FitData", "dot_rows"]
+__all__ = ["Component", "FitData", "best_positions", "dot_rows"]
 
 
 class FitData:
@@ -80,3 +80,17 @@ def dot_rows(U: np.ndarray, V: np.ndarray, columns: np.ndarray | None) -> np.nda
         out[:, p:] = U @ V[columns[p:]].T
     return out
 
+
+
+def best_positions(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest of ``values`` (1-D, no NaN), best first; equal values in
+    position order. A plain ``argpartition`` keeps an arbitrary few of several equal values at the
+    cut, and which ones depends on the instruction set numpy's partition kernel uses, so lists
+    (and figures measured on them) would differ from one CPU to another."""
+    k = min(int(k), len(values))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    cut = np.partition(values, len(values) - k)[len(values) - k]  # the k-th largest
+    above = np.flatnonzero(values > cut)
+    chosen = np.concatenate([above, np.flatnonzero(values == cut)[:k - len(above)]])
+    return chosen[np.lexsort((chosen, -values[chosen]))]

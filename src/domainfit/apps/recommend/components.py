@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from ...core.errors import ConfigError
 from ...core.ui import say
-from .base import Component, FitData, dot_rows
+from .base import Component, FitData, best_positions, dot_rows
 from .history import Histories, recency_weights, recent_events
 
 __all__ = ["Component", "Popularity", "ItemKNN", "EASE", "Sequence", "ALS", "Content", "COMPONENTS", "make_component",
@@ -265,13 +265,15 @@ class Sequence(_ItemItem):
 
 
 def _top_per_sparse_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """The ``k`` largest stored values of each row of a sparse matrix."""
+    """The ``k`` largest stored values of each row of a sparse matrix (equal ones: the lower
+    columns)."""
+    m.sort_indices()
     indptr, indices, data = [0], [], []
     for r in range(m.shape[0]):
         s, e = m.indptr[r], m.indptr[r + 1]
         idx, val = m.indices[s:e], m.data[s:e]
         if e - s > k:
-            part = np.argpartition(-val, k - 1)[:k]
+            part = best_positions(val, k)
             idx, val = idx[part], val[part]
         indices.append(idx)
         data.append(val)

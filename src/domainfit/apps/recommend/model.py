@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...core.errors import DomainfitError
+from .base import best_positions
 from .components import Component
 from .data import Interactions, Items
 from .history import Histories, recency_weights
@@ -77,15 +78,15 @@ class Hybrid:
 
 
 def top_k(row: np.ndarray, k: int, cold: np.ndarray | None = None, slots: int = 0) -> np.ndarray:
-    """Positions of the ``k`` best finite scores of ``row``, best first; with ``slots``, at
-    least that many of them from the positions where ``cold`` is true (the best such, in the
-    last places, replacing the lowest-scoring others), as far as there are any."""
+    """Positions of the ``k`` best finite scores of ``row``, best first (equal scores in position
+    order); with ``slots``, at least that many of them from the positions where ``cold`` is true
+    (the best such, in the last places, replacing the lowest-scoring others), as far as there
+    are any."""
     finite = np.isfinite(row)
     kk = min(k, int(finite.sum()))
     if not kk:
         return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-row, kk - 1)[:kk]
-    top = top[np.argsort(-row[top], kind="stable")]
+    top = best_positions(row if kk == len(row) else np.where(finite, row, -np.inf), kk)
     if cold is None or slots <= 0:
         return top
     need = min(slots, kk) - int(cold[top].sum())
