@@ -81,7 +81,6 @@ def dot_rows(U: np.ndarray, V: np.ndarray, columns: np.ndarray | None) -> np.nda
     return out
 
 
-
 def best_positions(values: np.ndarray, k: int) -> np.ndarray:
     """Positions of the ``k`` largest of ``values`` (1-D, no NaN), best first; equal values in
     position order. A plain ``argpartition`` keeps an arbitrary few of several equal values at the
