@@ -56,6 +56,22 @@ def slot_hits(scores: np.ndarray, rows: np.ndarray, targets: np.ndarray, cold: n
     return np.where(cold[targets], rank < kept, rank < k - kept)
 
 
+def _blend(zs: dict[str, np.ndarray], weights: dict, bias, niche_w, buckets: np.ndarray,
+           taste: np.ndarray | None, blocked: np.ndarray) -> np.ndarray:
+    """The hybrid's scores ``(users, items)`` from standardised component scores ``zs`` (what
+    :meth:`.model.Recommender.combine` computes), ``blocked`` items at ``-inf``."""
+    S = np.zeros(blocked.shape, dtype=np.float32)
+    for name, values in zs.items():
+        w = np.asarray(weights[name], dtype=np.float32)
+        if np.any(w):
+            S += w[buckets][None, :] * values
+    S += np.asarray(bias, dtype=np.float32)[buckets][None, :]
+    if taste is not None:
+        S += np.asarray(niche_w, dtype=np.float32)[buckets][None, :] * np.asarray(taste, dtype=np.float32)[:, None]
+    S[blocked] = -np.inf
+    return S
+
+
 def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarray, blocked: np.ndarray,
                    counts: np.ndarray, *, niche: np.ndarray | None = None, edges=(1, 5, 20), k: int = 10,
                    cold_threshold: int = 5, cold_weight: float = 0.5, rounds: int = 2,
@@ -93,19 +109,12 @@ def choose_weights(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.ndarr
     local = np.searchsorted(users, rows)
     zs = {name: values[users] for name, values in z.items()}
     block = blocked[users]
-    taste = (niche[users] if niche is not None else np.zeros(len(users))).astype(np.float32)[:, None]
+    taste = (niche[users] if niche is not None else np.zeros(len(users))).astype(np.float32)
     cold_items = counts < cold_threshold
     share = [0.0]
 
     def measure():
-        S = np.zeros((len(users), len(counts)), dtype=np.float32)
-        for name in names:
-            w = weights[name]
-            if np.any(w):
-                S += w[buckets][None, :] * zs[name]
-        S += bias[buckets][None, :]
-        S += niche_w[buckets][None, :] * taste
-        S[block] = -np.inf
+        S = _blend(zs, weights, bias, niche_w, buckets, taste, block)
         hit = slot_hits(S, local, targets, cold_items, k, int(np.floor(k * share[0] + 1e-9)))
         recall = float(hit.mean())
         cold_recall = float(hit[cold].mean()) if cold.any() else 0.0
@@ -187,16 +196,8 @@ def held_out_estimate(z: dict[str, np.ndarray], rows: np.ndarray, targets: np.nd
                                    targets[picked], blocked[fit], counts,
                                    niche=None if niche is None else niche[fit], edges=edges, k=k,
                                    cold_threshold=cold_threshold, **search)
-        S = np.zeros((len(scored), len(counts)), dtype=np.float32)
-        for name, values in z.items():
-            w = np.asarray(hybrid.weights[name], dtype=np.float32)
-            if np.any(w):
-                S += w[buckets][None, :] * values[scored]
-        S += np.asarray(hybrid.bias, dtype=np.float32)[buckets][None, :]
-        if niche is not None:
-            S += np.asarray(hybrid.niche, dtype=np.float32)[buckets][None, :] * \
-                niche[scored].astype(np.float32)[:, None]
-        S[blocked[scored]] = -np.inf
+        S = _blend({n: v[scored] for n, v in z.items()}, hybrid.weights, hybrid.bias, hybrid.niche, buckets,
+                   None if niche is None else niche[scored], blocked[scored])
         mine = np.isin(rows, scored)
         hit[mine] = slot_hits(S, np.searchsorted(scored, rows[mine]), targets[mine], cold_items, k,
                               int(np.floor(k * hybrid.cold_share + 1e-9)))
